@@ -1,0 +1,346 @@
+"""Case files: TOML, validated on load into frozen dataclasses.
+
+A case never executes code: expressions are strings parsed by the whitelisted
+grammar of :mod:`nhj.expressions`. Every invalid input raises
+:class:`nhj.schema.CaseError` naming the field and what is allowed; the CLI
+turns it into one line on stderr and exit code 2. The schema is documented in
+``docs/cases.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nhj.expressions import Expr, parse
+from nhj.meshes import MeshSpec
+from nhj.schema import (
+    CaseError,
+    as_bool,
+    as_float,
+    as_floats,
+    as_int,
+    as_str,
+    as_table,
+    check_keys,
+    join,
+    require,
+)
+from nhj.timeschemes import SCHEMES
+
+EQUATIONS = ("schrodinger",)
+PARAMETER_NAMES = ("gamma", "beta", "hbar", "m")
+
+
+def coordinate_names(dim: int) -> tuple[str, ...]:
+    """Names of the trainable variables in expressions: x0, x1, x2."""
+    return tuple(f"x{i}" for i in range(dim))
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """Learning parameters γ, β and the derived ħ = γ/β (3.12), m = 1/γ (3.13).
+
+    Attributes:
+        gamma: Learning rate γ > 0.
+        beta: Lagrange multiplier β > 0.
+        hbar_override: An explicit ħ for scans (None: ħ = γ/β); marked in outputs.
+    """
+
+    gamma: float
+    beta: float
+    hbar_override: float | None = None
+
+    @classmethod
+    def from_table(cls, t: Mapping[str, Any]) -> Parameters:
+        """Validate [parameters]."""
+        s = "parameters"
+        check_keys(t, ("gamma", "beta", "hbar"), s)
+        hb = t.get("hbar")
+        return cls(
+            gamma=as_float(require(t, "gamma", s), join(s, "gamma"), positive=True),
+            beta=as_float(require(t, "beta", s), join(s, "beta"), positive=True),
+            hbar_override=None if hb is None else as_float(hb, join(s, "hbar"), positive=True),
+        )
+
+    @property
+    def hbar(self) -> float:
+        """ħ = γ/β (3.12) unless overridden."""
+        return self.gamma / self.beta if self.hbar_override is None else self.hbar_override
+
+    @property
+    def m(self) -> float:
+        """m = 1/γ (3.13)."""
+        return 1.0 / self.gamma
+
+    def values(self) -> dict[str, float]:
+        """Values of the parameter names usable in expressions."""
+        return {"gamma": self.gamma, "beta": self.beta, "hbar": self.hbar, "m": self.m}
+
+
+@dataclass(frozen=True)
+class Discretisation:
+    """Element degree, time scheme, time step and final time."""
+
+    degree: int = 1
+    scheme: str = "crank_nicolson"
+    dt: float = 0.01
+    t_end: float = 1.0
+
+    @classmethod
+    def from_table(cls, t: Mapping[str, Any]) -> Discretisation:
+        """Validate [discretisation]."""
+        s = "discretisation"
+        check_keys(t, ("degree", "scheme", "dt", "t_end"), s)
+        d = cls(
+            degree=as_int(t.get("degree", 1), join(s, "degree"), lo=1, hi=4),
+            scheme=as_str(t.get("scheme", "crank_nicolson"), join(s, "scheme"), SCHEMES),
+            dt=as_float(require(t, "dt", s), join(s, "dt"), positive=True),
+            t_end=as_float(require(t, "t_end", s), join(s, "t_end"), positive=True),
+        )
+        if d.t_end < d.dt:
+            raise CaseError(join(s, "t_end"), f"must be >= dt = {d.dt:g}, got {d.t_end:g}")
+        return d
+
+    @property
+    def steps(self) -> int:
+        """Number of steps; dt is shrunk so that they end exactly at t_end."""
+        return max(1, math.ceil(self.t_end / self.dt - 1e-9))
+
+    @property
+    def dt_used(self) -> float:
+        """The time step actually taken, t_end/steps ≤ dt."""
+        return self.t_end / self.steps
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """The metric g_{μν}: None (flat), or a K×K table of numbers/expressions in x."""
+
+    entries: tuple[tuple[Any, ...], ...] | None = None
+
+    @classmethod
+    def from_table(cls, t: Mapping[str, Any], dim: int) -> MetricSpec:
+        """Validate [metric]."""
+        s = "metric"
+        check_keys(t, ("g",), s)
+        if "g" not in t:
+            return cls()
+        return cls(tensor_entries(t["g"], join(s, "g"), dim, coordinate_names(dim)))
+
+    @property
+    def is_constant(self) -> bool:
+        """Whether every entry is a number (or the metric is flat)."""
+        return self.entries is None or all(
+            isinstance(e, float) for row in self.entries for e in row
+        )
+
+
+def tensor_entries(value: Any, f: str, dim: int, names: tuple[str, ...]) -> tuple[tuple[Any, ...], ...]:
+    """A K×K list of numbers or expression strings, symmetric as written."""
+    if not isinstance(value, list) or len(value) != dim:
+        raise CaseError(f, f"must be a {dim}x{dim} list of lists (numbers or expression strings)")
+    rows = []
+    for i, row in enumerate(value):
+        if not isinstance(row, list) or len(row) != dim:
+            raise CaseError(f"{f}[{i}]", f"must be a list of {dim} entries")
+        rows.append(
+            tuple(
+                parse(e, field=f"{f}[{i}][{j}]", names=names)
+                if isinstance(e, str)
+                else as_float(e, f"{f}[{i}][{j}]")
+                for j, e in enumerate(row)
+            )
+        )
+    for i in range(dim):
+        for j in range(i):
+            if str(rows[i][j]) != str(rows[j][i]):
+                raise CaseError(f, f"must be symmetric: entry [{i}][{j}] differs from [{j}][{i}]")
+    return tuple(rows)
+
+
+@dataclass(frozen=True)
+class PotentialSpec:
+    """V directly, V from the loss L̄ via (3.6), or a harmonic V = ½ m Σ ω_i² y_i²."""
+
+    V: Expr | None = None
+    loss: Expr | None = None
+    omega: tuple[float, ...] | None = None
+
+    @classmethod
+    def from_table(cls, t: Mapping[str, Any], dim: int) -> PotentialSpec:
+        """Validate [potential]; at most one of V, loss, omega."""
+        s = "potential"
+        check_keys(t, ("V", "loss", "omega"), s)
+        given = [k for k in ("V", "loss", "omega") if k in t]
+        if len(given) > 1:
+            raise CaseError(join(s, given[1]), f"give only one of V, loss, omega (also got {given[0]})")
+        names = coordinate_names(dim) + PARAMETER_NAMES
+        if "V" in t:
+            return cls(V=parse(as_str(t["V"], join(s, "V")), field=join(s, "V"), names=names))
+        if "loss" in t:
+            f = join(s, "loss")
+            return cls(loss=parse(as_str(t["loss"], f), field=f, names=names))
+        if "omega" in t:
+            return cls(omega=as_floats(t["omega"], join(s, "omega"), dim, nonnegative=True))
+        return cls()
+
+
+INITIAL_KINDS = ("gaussian", "coherent", "expression")
+
+
+@dataclass(frozen=True)
+class InitialSpec:
+    """Initial state: a Gaussian packet, a harmonic coherent state, or p and S expressions."""
+
+    kind: str
+    center: tuple[float, ...] = ()
+    width: tuple[float, ...] = ()
+    momentum: tuple[float, ...] = ()
+    p: Expr | None = None
+    S: Expr | None = None
+
+    @classmethod
+    def from_table(cls, t: Mapping[str, Any], dim: int) -> InitialSpec:
+        """Validate [initial]."""
+        s = "initial"
+        kind = as_str(require(t, "kind", s), join(s, "kind"), INITIAL_KINDS)
+        zeros = [0.0] * dim
+        if kind == "expression":
+            check_keys(t, ("kind", "p", "S"), s)
+            names = coordinate_names(dim) + PARAMETER_NAMES
+            p = parse(as_str(require(t, "p", s), join(s, "p")), field=join(s, "p"), names=names)
+            S = parse(as_str(t.get("S", "0"), join(s, "S")), field=join(s, "S"), names=names)
+            return cls(kind, p=p, S=S)
+        keys = ("kind", "center", "momentum") + (("width",) if kind == "gaussian" else ())
+        check_keys(t, keys, s)
+        return cls(
+            kind,
+            center=as_floats(t.get("center", zeros), join(s, "center"), dim),
+            momentum=as_floats(t.get("momentum", zeros), join(s, "momentum"), dim),
+            width=as_floats(require(t, "width", s), join(s, "width"), dim, positive=True)
+            if kind == "gaussian"
+            else (),
+        )
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """Output cadence: diagnostics every ``every`` steps, fields every ``fields_every``."""
+
+    every: int | None = None
+    fields_every: int | None = None
+    fields: bool = True
+
+    @classmethod
+    def from_table(cls, t: Mapping[str, Any]) -> OutputSpec:
+        """Validate [output]."""
+        s = "output"
+        check_keys(t, ("every", "fields", "fields_every"), s)
+        every = t.get("every")
+        fe = t.get("fields_every")
+        return cls(
+            every=None if every is None else as_int(every, join(s, "every"), lo=1),
+            fields_every=None if fe is None else as_int(fe, join(s, "fields_every"), lo=1),
+            fields=as_bool(t.get("fields", True), join(s, "fields")),
+        )
+
+
+@dataclass(frozen=True)
+class SolverSpec:
+    """PETSc options merged over nhj's defaults (values: strings, numbers, booleans)."""
+
+    petsc_options: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_table(cls, t: Mapping[str, Any]) -> SolverSpec:
+        """Validate [solver]."""
+        s = "solver"
+        check_keys(t, ("petsc_options",), s)
+        opts = as_table(t.get("petsc_options", {}), join(s, "petsc_options"))
+        for k, v in opts.items():
+            if not isinstance(v, (str, int, float, bool)):
+                raise CaseError(join(s, f"petsc_options.{k}"), "must be a string, number or boolean")
+        return cls(dict(opts))
+
+
+SECTIONS = (
+    "equation", "name", "description", "parameters", "mesh", "discretisation", "metric",
+    "potential", "initial", "output", "solver",
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    """A validated case file."""
+
+    name: str
+    equation: str
+    parameters: Parameters
+    mesh: MeshSpec
+    discretisation: Discretisation
+    metric: MetricSpec
+    potential: PotentialSpec
+    initial: InitialSpec
+    output: OutputSpec
+    solver: SolverSpec
+    path: Path | None = None
+    text: str = ""
+    description: str = ""
+
+    @property
+    def dim(self) -> int:
+        """Number of trainable variables K (the mesh dimension)."""
+        return self.mesh.dim
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], base_dir: Path, name: str = "case") -> Case:
+        """Validate a parsed TOML document."""
+        check_keys(d, SECTIONS, "")
+        equation = as_str(require(d, "equation", ""), "equation", EQUATIONS)
+
+        def section(key: str, required: bool = False) -> Mapping[str, Any]:
+            if required:
+                require(d, key, "")
+            return as_table(d.get(key, {}), key)
+
+        mesh = MeshSpec.from_table(section("mesh", True), base_dir)
+        dim = mesh.dim
+        return cls(
+            name=as_str(d.get("name", name), "name"),
+            equation=equation,
+            description=as_str(d.get("description", ""), "description"),
+            parameters=Parameters.from_table(section("parameters", True)),
+            mesh=mesh,
+            discretisation=Discretisation.from_table(section("discretisation", True)),
+            metric=MetricSpec.from_table(section("metric"), dim),
+            potential=PotentialSpec.from_table(section("potential"), dim),
+            initial=InitialSpec.from_table(section("initial", True), dim),
+            output=OutputSpec.from_table(section("output")),
+            solver=SolverSpec.from_table(section("solver")),
+        )
+
+
+def load_case(path: str | Path) -> Case:
+    """Read and validate a case file; raises CaseError on any problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise CaseError("case", f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        d = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise CaseError("case", f"{path} is not valid TOML: {e}".replace("\n", " ")) from None
+    case = Case.from_dict(d, path.resolve().parent, name=path.stem)
+    return _with_source(case, path, text)
+
+
+def _with_source(case: Case, path: Path, text: str) -> Case:
+    from dataclasses import replace
+
+    return replace(case, path=path, text=text)

@@ -1,0 +1,134 @@
+"""The ``nhj`` command line: run cases, validate them, plot results.
+
+Exit codes: 0 success, 1 a run that ended with status "failed", 2 invalid
+input (one line on stderr naming the field and what is allowed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from nhj.schema import CaseError
+
+EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
+
+EPILOG = """\
+Case files are TOML; their schema is documented in docs/cases.md, and every
+file in cases/ is a commented example. Under MPI run the same command with
+`mpirun -n N nhj run CASE`.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="nhj",
+        description="Finite-element solver for the PDEs of geometric learning dynamics "
+        "(Schrödinger with hbar = gamma/beta, m = 1/gamma).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"nhj {_version()}")
+    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    p.add_argument("--log-all-ranks", action="store_true",
+                   help="log from every MPI rank (default: rank 0 only)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("run", help="run a case file and write its result directory",
+                       description="Run CASE and write DIR/summary.json, diagnostics.csv, "
+                       "fields.bp (VTX), final.vtu and a copy of the case.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("case", type=Path, help="case file (TOML)")
+    r.add_argument("--out", type=Path, default=None,
+                   help="result directory (default: results/<case name>)")
+    r.add_argument("--max-wall-s", type=float, default=None,
+                   help="stop with status 'failed' after this many seconds of wall time")
+
+    c = sub.add_parser("check", help="validate a case file (and build its mesh) without running",
+                       description="Load and validate CASE, build its mesh and check "
+                       "mesh-dependent input (SPD metric, initial density). Writes nothing.")
+    c.add_argument("case", type=Path, help="case file (TOML)")
+
+    pl = sub.add_parser("plot", help="plot a result directory (PNG files, off-screen)",
+                        description="Write DIR/diagnostics.png (mass, energy, error vs t) and "
+                        "DIR/fields.png (final p and S) from a result directory.")
+    pl.add_argument("result", type=Path, help="result directory written by `nhj run`")
+    return p
+
+
+def _version() -> str:
+    from nhj import __version__
+
+    return __version__
+
+
+def configure_logging(quiet: bool, all_ranks: bool) -> None:
+    """Log from rank 0 (or every rank) with the rank in the format."""
+    from mpi4py import MPI
+
+    rank = MPI.COMM_WORLD.rank
+    level = logging.WARNING if quiet else logging.INFO
+    if rank != 0 and not all_ranks:
+        level = logging.ERROR + 10  # silent; errors are reported by rank 0
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"[nhj %(asctime)s r{rank}] %(message)s", "%H:%M:%S"))
+    root = logging.getLogger("nhj")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _fail_input(e: CaseError, case: Path | None) -> int:
+    from mpi4py import MPI
+
+    if MPI.COMM_WORLD.rank == 0:
+        where = f"{case}: " if case is not None else ""
+        print(f"nhj: error: {where}{e}", file=sys.stderr)
+    return EXIT_INPUT
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``nhj`` console script."""
+    args = _parser().parse_args(argv)
+    configure_logging(args.quiet, args.log_all_ranks)
+    if args.command == "plot":
+        from nhj.plotting import plot_result
+
+        try:
+            for path in plot_result(args.result):
+                print(path)
+        except CaseError as e:
+            return _fail_input(e, None)
+        return EXIT_OK
+
+    from mpi4py import MPI
+
+    from nhj.case import load_case
+    from nhj.problem import build
+
+    try:
+        case = load_case(args.case)
+        if args.command == "check":
+            problem = build(case, MPI.COMM_WORLD)
+            if MPI.COMM_WORLD.rank == 0:
+                print(f"{args.case}: ok ({case.equation}, {problem.dofs} dofs)")
+            return EXIT_OK
+        from nhj.run import run_case
+
+        out = args.out if args.out is not None else Path("results") / case.name
+        summary = run_case(case, out, MPI.COMM_WORLD, max_wall_s=args.max_wall_s)
+    except CaseError as e:
+        return _fail_input(e, args.case)
+    if MPI.COMM_WORLD.rank == 0:
+        err = summary["error_l2"]
+        print(f"{summary['status']}: {out}  (steps {summary['steps']}, t {summary['t_final']:g}, "
+              f"mass drift {summary['mass_drift']:.2e}, energy drift {summary['energy_drift']:.2e}"
+              + (f", error_l2 {err:.3e}" if err is not None else "") + ")")
+    return EXIT_OK if summary["status"] == "completed" else EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

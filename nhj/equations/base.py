@@ -1,0 +1,38 @@
+"""The labelled pieces every equation module returns.
+
+An equation is declared, not solved: it is the semi-discrete residual
+
+    M(∂ₜu, v) + A(u; v) = 0      for all test functions v,
+
+where ``mass`` is bilinear and ``operator`` may be nonlinear in u. The time
+schemes in :mod:`nhj.timeschemes` turn these pieces into a fully discrete
+residual; solvers and the run loop never see the equation's physics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+Form = Any  # a UFL form; UFL has no static types
+
+
+@dataclass(frozen=True)
+class SemiDiscrete:
+    """Labelled pieces of M(∂ₜu, v) + A(u; v) = 0.
+
+    Attributes:
+        space: The function space of the unknown u.
+        mass: (w, v) -> M(w, v), bilinear.
+        operator: (u, v) -> A(u; v).
+        linear: Whether A is linear in u (then a time step is one linear solve).
+        functionals: Named scalar functionals of the state (mass, energy, ...),
+            each u -> UFL form, for the diagnostics.
+    """
+
+    space: Any
+    mass: Callable[[Any, Any], Form]
+    operator: Callable[[Any, Any], Form]
+    linear: bool
+    functionals: dict[str, Callable[[Any], Form]] = field(default_factory=dict)

@@ -1,0 +1,95 @@
+"""Figures from a result directory (serial, off-screen).
+
+``diagnostics.png``: mass drift, energy drift and error against t, from
+diagnostics.csv. ``fields.png``: the final p and S from final.vtu, rendered by
+pyvista off-screen (no display needed).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+
+from nhj.schema import CaseError
+
+
+def read_diagnostics(path: Path) -> dict[str, np.ndarray]:
+    """Columns of diagnostics.csv as float arrays (empty cells become NaN)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return {}
+    return {k: np.array([float(r[k]) if r[k] not in ("", None) else np.nan for r in rows])
+            for k in rows[0]}
+
+
+def plot_diagnostics(result: Path) -> Path:
+    """Mass/energy drift and error vs t."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    d = read_diagnostics(result / "diagnostics.csv")
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.5), constrained_layout=True)
+    for ax, key in zip(axes[:2], ("mass", "energy"), strict=True):
+        rel = np.abs(d[key] - d[key][0]) / max(abs(d[key][0]), 1e-300)
+        ax.semilogy(d["t"], np.maximum(rel, 1e-17), "o-", ms=3)
+        ax.set(xlabel="t", title=f"relative {key} drift")
+    err = d.get("error_l2")
+    if err is not None and np.isfinite(err).any():
+        axes[2].semilogy(d["t"], err, "o-", ms=3)
+        axes[2].set(xlabel="t", title="relative L2 error vs exact")
+    else:
+        axes[2].text(0.5, 0.5, "no exact solution", ha="center", va="center")
+        axes[2].set_axis_off()
+    out = result / "diagnostics.png"
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_fields(result: Path) -> Path:
+    """Final p and S side by side (1D as curves, 2D/3D as pyvista renders)."""
+    os.environ.setdefault("PYVISTA_OFF_SCREEN", "true")
+    import pyvista
+
+    pyvista.OFF_SCREEN = True
+    grid = pyvista.read(str(result / "final.vtu"))
+    out = result / "fields.png"
+    if np.ptp(grid.points[:, 1]) == 0 and np.ptp(grid.points[:, 2]) == 0:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        order = np.argsort(grid.points[:, 0])
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), constrained_layout=True)
+        for ax, name in zip(axes, ("p", "S"), strict=True):
+            ax.plot(grid.points[order, 0], grid.point_data[name][order])
+            ax.set(xlabel="x0", title=name)
+        fig.savefig(out, dpi=110)
+        plt.close(fig)
+        return out
+    plotter = pyvista.Plotter(shape=(1, 2), off_screen=True, window_size=(1400, 650))
+    for k, name in enumerate(("p", "S")):
+        plotter.subplot(0, k)
+        plotter.add_mesh(grid.copy(), scalars=name, cmap="viridis" if name == "p" else "twilight",
+                         show_scalar_bar=True, scalar_bar_args={"title": name})
+        plotter.view_xy()
+    plotter.screenshot(str(out))
+    plotter.close()
+    return out
+
+
+def plot_result(result: Path) -> list[Path]:
+    """All figures of a result directory; CaseError if it is not one."""
+    result = Path(result)
+    missing = [n for n in ("diagnostics.csv", "final.vtu") if not (result / n).exists()]
+    if missing:
+        raise CaseError("result", f"{result} is not a complete nhj result directory "
+                        f"(missing {', '.join(missing)})")
+    return [plot_diagnostics(result), plot_fields(result)]

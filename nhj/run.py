@@ -1,0 +1,193 @@
+"""Run one case: build, step, write the result directory.
+
+The loop stops on simulated time (t_end), and optionally on wall time; the
+wall-clock decision is broadcast from rank 0 so every rank takes the same
+branch. Diagnostics and fields are scheduled handlers.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mpi4py import MPI
+
+from dolfinx import fem
+
+import nhj
+from nhj.case import Case
+from nhj.diagnostics import ExactError, Functionals
+from nhj.output import DiagnosticsCSV, ResultDir, VTXFields, write_gathered_vtu
+from nhj.problem import Problem, build
+from nhj.solvers import SolverError
+from nhj.stepper import TimeStepper
+
+log = logging.getLogger(__name__)
+
+
+def versions() -> dict[str, str]:
+    """Versions of nhj and the numerical stack, for provenance."""
+    import dolfinx
+    from petsc4py import PETSc
+
+    return {
+        "nhj": nhj.__version__,
+        "dolfinx": dolfinx.__version__,
+        "petsc": ".".join(map(str, PETSc.Sys.getVersion())),
+    }
+
+
+@dataclass
+class Fields:
+    """Derived scalar fields p = |ψ|² and S = ħ arg ψ for output (3.10)."""
+
+    p: fem.Function
+    S: fem.Function
+    _exprs: list[Any]
+
+    @classmethod
+    def of(cls, problem: Problem) -> Fields:
+        """Fields in the scalar space of the same degree as ψ."""
+        space = fem.functionspace(problem.msh, ("Lagrange", problem.case.discretisation.degree))
+        u, eq = problem.u0, problem.equation
+        ip = space.element.interpolation_points
+        exprs = [fem.Expression(eq.density(u), ip), fem.Expression(eq.phase(u), ip)]
+        return cls(fem.Function(space, name="p"), fem.Function(space, name="S"), exprs)
+
+    def update(self) -> None:
+        """Interpolate from the current ψ."""
+        self.p.interpolate(self._exprs[0])
+        self.S.interpolate(self._exprs[1])
+
+
+def default_every(steps: int) -> int:
+    """About 20 output rows per run."""
+    return max(1, math.ceil(steps / 20))
+
+
+def run_case(case: Case, out: Path, comm: MPI.Comm = MPI.COMM_WORLD,
+             max_wall_s: float | None = None) -> dict[str, Any]:
+    """Run ``case`` and write its result directory ``out``; returns the summary.
+
+    Raises:
+        CaseError: Invalid input detected while building (before ``out`` exists).
+    """
+    t0 = time.perf_counter()
+    problem = build(case, comm)  # all input errors surface before any file is written
+    disc, par = case.discretisation, case.parameters
+    steps, dt = disc.steps, disc.dt_used
+    result = ResultDir(out, comm)
+    result.create(case.text)
+    u = problem.u0
+    summary: dict[str, Any] = {
+        "case": case.name,
+        "equation": case.equation,
+        "status": "running",
+        "message": "",
+        "gamma": par.gamma,
+        "beta": par.beta,
+        "hbar": par.hbar,
+        "hbar_override": par.hbar_override is not None,
+        "m": par.m,
+        "dim": case.dim,
+        "degree": disc.degree,
+        "scheme": disc.scheme,
+        "dt": dt,
+        "dofs": problem.dofs,
+        "ranks": comm.size,
+        "steps": 0,
+        "t_final": 0.0,
+        "wall_s": 0.0,
+        "mass": None,
+        "energy": None,
+        "mass_drift": None,
+        "energy_drift": None,
+        "error_l2": None,
+        "versions": versions(),
+    }
+    result.write_json("summary.json", summary)
+
+    sd = problem.equation.semidiscrete(problem.space)
+    functionals = Functionals(u, sd.functionals)
+    error = ExactError(u, problem.exact, problem.metric, disc.degree) if problem.exact else None
+    first: dict[str, float] = {}
+    drift = {"mass": 0.0, "energy": 0.0}
+
+    def diagnostics(t: float) -> dict[str, float]:
+        vals: dict[str, Any] = functionals()
+        first.setdefault("mass", vals["mass"])
+        first.setdefault("energy", vals["energy"])
+        for k in drift:
+            scale = abs(first[k]) if first[k] != 0 else 1.0
+            drift[k] = max(drift[k], abs(vals[k] - first[k]) / scale)
+        vals["error_l2"] = error(t) if error else None
+        return vals
+
+    every = case.output.every or default_every(steps)
+    handlers: list[Any] = [DiagnosticsCSV(result, ["mass", "energy", "error_l2"], diagnostics, every)]
+    fields = Fields.of(problem)
+    if case.output.fields:
+        handlers.append(VTXFields(result, [fields.p, fields.S], fields.update,
+                                  case.output.fields_every or every))
+    stepper = TimeStepper(sd, disc.scheme, u, dt, problem.bcs, case.solver.petsc_options)
+    log.info("%s: %s, %d dofs on %d rank(s), %d steps of dt=%g (%s)", case.name, case.equation,
+             problem.dofs, comm.size, steps, dt, disc.scheme)
+    for h in handlers:
+        h(0.0, 0)
+    status, message = "completed", ""
+    t_loop = time.perf_counter()
+    try:
+        for step in range(1, steps + 1):
+            stepper.advance()
+            last = step == steps
+            for h in handlers:
+                if h.due(step, last):
+                    h(stepper.t, step)
+            if step % every == 0 or last:
+                _progress(step, steps, stepper.t, t_loop, handlers[0].rows[-1])
+            if max_wall_s is not None and not last:
+                out_of_time = comm.bcast(time.perf_counter() - t0 > max_wall_s, root=0)
+                if out_of_time:
+                    status, message = "failed", f"wall-time limit {max_wall_s:g} s reached"
+                    handlers[0](stepper.t, step)
+                    break
+    except SolverError as e:
+        status, message = "failed", f"{e} at t = {stepper.t:g}"
+    finally:
+        for h in handlers:
+            h.close()
+    fields.update()
+    write_gathered_vtu(result.path / "final.vtu", [fields.p, fields.S])
+    last_row = handlers[0].rows[-1]
+    summary.update(
+        status=status,
+        message=message,
+        steps=stepper.steps,
+        t_final=stepper.t,
+        wall_s=comm.bcast(time.perf_counter() - t0, root=0),
+        mass=last_row["mass"],
+        energy=last_row["energy"],
+        mass_drift=drift["mass"],
+        energy_drift=drift["energy"],
+        error_l2=last_row["error_l2"],
+    )
+    result.write_json("summary.json", summary)
+    if status == "failed":
+        log.error("%s: %s", case.name, message)
+    return summary
+
+
+def _progress(step: int, steps: int, t: float, t_loop: float, row: dict[str, Any]) -> None:
+    elapsed = time.perf_counter() - t_loop
+    eta = elapsed / step * (steps - step)
+    err = row.get("error_l2")
+    log.info("step %d/%d  t=%.4g  mass=%.12g  energy=%.10g%s  [%.1fs, eta %.1fs]", step, steps,
+             t, row["mass"], row["energy"], "" if err is None else f"  err={err:.3e}",
+             elapsed, eta)
+
+
+__all__ = ["Fields", "run_case"]

@@ -1,0 +1,112 @@
+"""Time schemes: turn the labelled pieces of an equation into a discrete residual.
+
+For M(∂ₜu, v) + A(u; v) = 0 (see :class:`nhj.equations.SemiDiscrete`) and the
+history uⁿ, uⁿ⁻¹, …, a scheme returns the residual F(u; v) whose root is uⁿ⁺¹.
+Schemes are small classes in a name-keyed registry; case files name them.
+``dt`` is a ``fem.Constant`` so that changing it needs no recompilation.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from nhj.equations.base import Form, SemiDiscrete
+
+SCHEMES: dict[str, type[TimeScheme]] = {}
+
+
+def register(cls: type[TimeScheme]) -> type[TimeScheme]:
+    """Class decorator adding a scheme to :data:`SCHEMES` under ``cls.name``."""
+    SCHEMES[cls.name] = cls
+    return cls
+
+
+def get_scheme(name: str) -> TimeScheme:
+    """Instantiate the scheme registered as ``name``."""
+    return SCHEMES[name]()
+
+
+class TimeScheme(ABC):
+    """A one- or multi-step scheme.
+
+    Attributes:
+        name: Registry key used in case files.
+        order: Formal order of accuracy in dt.
+        steps: Number of past states the residual needs.
+        startup: Name of the scheme that fills the history for the first steps.
+    """
+
+    name: ClassVar[str]
+    order: ClassVar[int]
+    steps: ClassVar[int] = 1
+    startup: ClassVar[str | None] = None
+
+    @abstractmethod
+    def residual(self, eq: SemiDiscrete, u: Any, history: Sequence[Any], v: Any, dt: Any) -> Form:
+        """F(u; v) for the new state u given history [uⁿ, uⁿ⁻¹, …]."""
+
+
+class Theta(TimeScheme):
+    """θ-method: M(u − uⁿ, v)/dt + θ A(u; v) + (1 − θ) A(uⁿ; v) = 0."""
+
+    theta: ClassVar[float]
+
+    def residual(self, eq: SemiDiscrete, u: Any, history: Sequence[Any], v: Any, dt: Any) -> Form:
+        """θ-weighted residual."""
+        un = history[0]
+        F = eq.mass((u - un) / dt, v) + self.theta * eq.operator(u, v)
+        if self.theta != 1.0:
+            F += (1.0 - self.theta) * eq.operator(un, v)
+        return F
+
+
+@register
+class CrankNicolson(Theta):
+    """Crank–Nicolson, θ = ½: second order, conserves quadratic invariants of linear flows."""
+
+    name = "crank_nicolson"
+    order = 2
+    theta = 0.5
+
+
+@register
+class ImplicitEuler(Theta):
+    """Backward Euler, θ = 1: first order, L-stable."""
+
+    name = "implicit_euler"
+    order = 1
+    theta = 1.0
+
+
+@register
+class ImplicitMidpoint(TimeScheme):
+    """Implicit midpoint: M(u − uⁿ, v)/dt + A((u + uⁿ)/2; v) = 0.
+
+    Symplectic and second order; it conserves every quadratic invariant, also of
+    nonlinear flows (for linear A it equals Crank–Nicolson).
+    """
+
+    name = "implicit_midpoint"
+    order = 2
+
+    def residual(self, eq: SemiDiscrete, u: Any, history: Sequence[Any], v: Any, dt: Any) -> Form:
+        """Midpoint residual."""
+        un = history[0]
+        return eq.mass((u - un) / dt, v) + eq.operator(0.5 * (u + un), v)
+
+
+@register
+class BDF2(TimeScheme):
+    """BDF2: M(3u − 4uⁿ + uⁿ⁻¹, v)/(2dt) + A(u; v) = 0, started by Crank–Nicolson."""
+
+    name = "bdf2"
+    order = 2
+    steps = 2
+    startup = "crank_nicolson"
+
+    def residual(self, eq: SemiDiscrete, u: Any, history: Sequence[Any], v: Any, dt: Any) -> Form:
+        """BDF2 residual."""
+        un, unm1 = history[0], history[1]
+        return eq.mass((3.0 * u - 4.0 * un + unm1) / (2.0 * dt), v) + eq.operator(u, v)
