@@ -1,0 +1,70 @@
+"""Schrödinger (3.11): convergence orders, conservation, every time scheme."""
+
+from __future__ import annotations
+
+import nhj  # noqa: F401
+
+import numpy as np
+import pytest
+from schrodinger_helpers import evolve, interval, rates, square
+
+from nhj.exact import GaussianState
+from nhj.timeschemes import SCHEMES
+
+# ħ = γ/β = 0.5 and m = 1/γ = 1 for γ = 1, β = 2
+HBAR, M = 0.5, 1.0
+
+
+def coherent_1d() -> GaussianState:
+    """Coherent state of ω = 1 displaced and kicked."""
+    w = 1.0
+    return GaussianState((-1.0,), (np.sqrt(HBAR / (2 * M * w)),), (1.0,), (w,), HBAR, M)
+
+
+def free_2d() -> GaussianState:
+    """Free spreading packet with momentum in 2D."""
+    return GaussianState((-1.0, 0.5), (0.8, 0.6), (1.0, -0.5), (0.0, 0.0), HBAR, M)
+
+
+@pytest.mark.parametrize("degree, expected", [(1, 2.0), (2, 3.0)])
+def test_h_convergence_1d(degree: int, expected: float) -> None:
+    """L2 error of P_k decreases as h^{k+1} (dt small enough not to pollute)."""
+    errors = [evolve(interval(n), coherent_1d(), degree, 1e-3, 0.4).error for n in (100, 200, 400)]
+    r = rates(errors)
+    assert errors[-1] < 0.01
+    assert np.all(np.abs(r - expected) < 0.15), (errors, r)
+
+
+@pytest.mark.parametrize("degree, expected", [(1, 2.0), (2, 3.0)])
+def test_h_convergence_2d(degree: int, expected: float) -> None:
+    """The same orders in 2D, for a free spreading packet."""
+    ns = (16, 32, 64) if degree == 1 else (12, 24, 48)
+    errors = [evolve(square(n), free_2d(), degree, 2e-3, 0.2).error for n in ns]
+    r = rates(errors)
+    assert abs(r[-1] - expected) < 0.15, (errors, r)
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMES))
+def test_time_order_of_every_scheme(name: str) -> None:
+    """Each registered scheme converges at its declared order in dt (P3, fine mesh)."""
+    order = SCHEMES[name].order
+    errors = [evolve(interval(600), coherent_1d(), 3, dt, 1.0, scheme=name).error
+              for dt in (0.04, 0.02, 0.01)]
+    r = rates(errors)
+    assert abs(r[-1] - order) < 0.2, (errors, r)
+
+
+def test_conservation_1000_steps() -> None:
+    """Crank–Nicolson keeps ‖ψ‖² to < 1e-10 and ⟨H⟩ to < 1e-8 over 1000 steps (2D)."""
+    out = evolve(square(24), free_2d(), 2, 1e-3, 1.0, record_every=100)
+    mass, energy = np.array(out.mass), np.array(out.energy)
+    assert len(mass) == 11
+    assert np.max(np.abs(mass - mass[0])) / mass[0] < 1e-10
+    assert np.max(np.abs(energy - energy[0])) / abs(energy[0]) < 1e-8
+
+
+def test_energy_matches_exact_expectation() -> None:
+    """⟨ψ|H|ψ⟩ of the discrete state approaches the exact ⟨H⟩ of the Gaussian."""
+    state = coherent_1d()
+    out = evolve(interval(400), state, 2, 1e-2, 0.1)
+    assert abs(out.energy[-1] - state.energy()) / state.energy() < 1e-6
