@@ -57,4 +57,4 @@ class TimeStepper:
         self._problems[name].solve()  # type: ignore[index]
         self.u.x.array[:] = self._next.x.array
         self.steps += 1
-        self.t += float(self.dt.value)
+        self.t = self.steps * float(self.dt.value)  # no accumulated round-off in t
