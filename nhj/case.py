@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -230,23 +230,34 @@ class InitialSpec:
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """Output cadence: diagnostics every ``every`` steps, fields every ``fields_every``."""
+    """Output cadence and content.
+
+    Attributes:
+        every: Steps between diagnostics rows (None: about 20 rows).
+        fields_every: Steps between VTX field outputs (None: ``every``).
+        fields: Whether to write fields.bp.
+        exact: Whether to report the error against the whole-space exact solution
+            when the case has one (false where walls or a small domain make it
+            inapplicable).
+    """
 
     every: int | None = None
     fields_every: int | None = None
     fields: bool = True
+    exact: bool = True
 
     @classmethod
     def from_table(cls, t: Mapping[str, Any]) -> OutputSpec:
         """Validate [output]."""
         s = "output"
-        check_keys(t, ("every", "fields", "fields_every"), s)
+        check_keys(t, ("every", "fields", "fields_every", "exact"), s)
         every = t.get("every")
         fe = t.get("fields_every")
         return cls(
             every=None if every is None else as_int(every, join(s, "every"), lo=1),
             fields_every=None if fe is None else as_int(fe, join(s, "fields_every"), lo=1),
             fields=as_bool(t.get("fields", True), join(s, "fields")),
+            exact=as_bool(t.get("exact", True), join(s, "exact")),
         )
 
 
@@ -341,6 +352,4 @@ def load_case(path: str | Path) -> Case:
 
 
 def _with_source(case: Case, path: Path, text: str) -> Case:
-    from dataclasses import replace
-
     return replace(case, path=path, text=text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import nhj  # noqa: F401
 
 import numpy as np
+import pytest
 from schrodinger_helpers import evolve, square
 
 from nhj.covariant import Metric
@@ -20,6 +21,7 @@ def state(frame: np.ndarray | None) -> GaussianState:
     return GaussianState((-0.5, 0.3), (0.7, 0.6), (0.8, -0.4), (0.0, 0.0), HBAR, M, frame)
 
 
+@pytest.mark.mpi
 def test_metric_solution_is_flat_solution_in_transformed_coordinates() -> None:
     """ψ on (x, g) equals ψ on (y = Lx, δ) dof by dof, to round-off.
 
@@ -38,6 +40,7 @@ def test_metric_solution_is_flat_solution_in_transformed_coordinates() -> None:
     assert abs(curved.mass[-1] - flat.mass[-1]) < 1e-12
 
 
+@pytest.mark.mpi
 def test_metric_case_converges_to_exact() -> None:
     """The √g-weighted error against ψ_flat(Lx, t) decreases at the P1 order 2."""
     errors = []

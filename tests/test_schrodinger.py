@@ -35,6 +35,7 @@ def test_h_convergence_1d(degree: int, expected: float) -> None:
     assert np.all(np.abs(r - expected) < 0.15), (errors, r)
 
 
+@pytest.mark.mpi
 @pytest.mark.parametrize("degree, expected", [(1, 2.0), (2, 3.0)])
 def test_h_convergence_2d(degree: int, expected: float) -> None:
     """The same orders in 2D, for a free spreading packet."""
@@ -54,6 +55,7 @@ def test_time_order_of_every_scheme(name: str) -> None:
     assert abs(r[-1] - order) < 0.2, (errors, r)
 
 
+@pytest.mark.mpi
 def test_conservation_1000_steps() -> None:
     """Crank–Nicolson keeps ‖ψ‖² to < 1e-10 and ⟨H⟩ to < 1e-8 over 1000 steps (2D)."""
     out = evolve(square(24), free_2d(), 2, 1e-3, 1.0, record_every=100)

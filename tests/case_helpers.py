@@ -1,0 +1,77 @@
+"""Write small variants of case files for tests."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CASES = ROOT / "cases"
+
+
+def dump(d: Mapping[str, Any], indent: str = "") -> str:
+    """Minimal TOML writer for the case schema (tables, arrays, scalars)."""
+    def val(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(val(x) for x in v) + "]"
+        if isinstance(v, Mapping):
+            return "{ " + ", ".join(f"{k} = {val(x)}" for k, x in v.items()) + " }"
+        return repr(v)
+
+    lines = [f"{k} = {val(v)}" for k, v in d.items() if not isinstance(v, Mapping)]
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            lines.append(f"\n[{k}]")
+            lines += [f"{kk} = {val(vv)}" for kk, vv in v.items()]
+    return "\n".join(lines) + "\n"
+
+
+def load(name: str) -> dict[str, Any]:
+    """The parsed TOML of cases/<name>.toml."""
+    return tomllib.loads((CASES / f"{name}.toml").read_text())
+
+
+def merged(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """base with changes applied per section; a value of None deletes the key."""
+    out = {k: dict(v) if isinstance(v, Mapping) else v for k, v in base.items()}
+    for k, v in changes.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            for kk, vv in v.items():
+                if vv is None:
+                    out[k].pop(kk, None)
+                else:
+                    out[k][kk] = vv
+        elif v is None:
+            out.pop(k, None)
+        else:
+            out[k] = v
+    return out
+
+
+def write_case(directory: Path, name: str, d: Mapping[str, Any]) -> Path:
+    """Write d as directory/name.toml."""
+    path = Path(directory) / f"{name}.toml"
+    path.write_text(dump(d))
+    return path
+
+
+#: Small-resolution overrides for every shipped case (a guard test checks coverage).
+SMALL: dict[str, dict[str, Any]] = {
+    "free_packet_1d": {"mesh": {"cells": [200]}, "discretisation": {"t_end": 0.5, "dt": 0.01}},
+    "coherent_2d": {"mesh": {"cells": [24, 24]}, "discretisation": {"t_end": 0.2, "dt": 0.01}},
+    "disk_2d": {"mesh": {"size": 0.6}, "discretisation": {"t_end": 0.2, "dt": 0.02}},
+    "double_slit_2d": {"mesh": {"size": 0.5}, "discretisation": {"t_end": 0.2, "dt": 0.02,
+                                                                 "degree": 1}},
+}
+
+
+def small_case(directory: Path, name: str, extra: Mapping[str, Any] | None = None) -> Path:
+    """cases/<name>.toml at test resolution, written into directory."""
+    d = merged(merged(load(name), SMALL[name]), extra or {})
+    return write_case(directory, name, d)

@@ -1,0 +1,60 @@
+"""Shared fixtures; the suite runs serially and under `mpirun -n 2 python -m mpi4py -m pytest -m mpi`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+os.environ.setdefault("PYVISTA_OFF_SCREEN", "true")
+
+import nhj  # noqa: E402,F401  (imports dolfinx_solver before dolfinx/petsc4py)
+
+from mpi4py import MPI  # noqa: E402
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # shared helpers in tests/
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip serial-only tests when running on several ranks."""
+    if MPI.COMM_WORLD.size > 1:
+        skip = pytest.mark.skip(reason="serial-only test (skip_in_parallel)")
+        for item in items:
+            if "skip_in_parallel" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture
+def comm() -> MPI.Comm:
+    """The world communicator."""
+    return MPI.COMM_WORLD
+
+
+@pytest.fixture
+def tmp_dir() -> Iterator[Path]:
+    """A temporary directory made on rank 0 and shared by every rank."""
+    comm = MPI.COMM_WORLD
+    path = tempfile.mkdtemp(prefix="nhj-test-") if comm.rank == 0 else None
+    path = comm.bcast(path, root=0)
+    yield Path(path)
+    comm.barrier()
+    if comm.rank == 0:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def project_root() -> Path:
+    """The repository root."""
+    return ROOT
+
+
+@pytest.fixture
+def venv_bin() -> Path:
+    """Directory of the running interpreter (where `mpirun` and `nhj` live in the venv)."""
+    return Path(sys.executable).parent
