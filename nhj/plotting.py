@@ -74,15 +74,27 @@ def plot_fields(result: Path) -> Path:
         fig.savefig(out, dpi=110)
         plt.close(fig)
         return out
+    _quiet_vtk()
+    # S = ħ arg ψ is noise where ψ ≈ 0: show it only where p carries information
+    support = grid.threshold(1e-4 * float(np.max(grid.point_data["p"])), scalars="p")
     plotter = pyvista.Plotter(shape=(1, 2), off_screen=True, window_size=(1400, 650))
-    for k, name in enumerate(("p", "S")):
+    for k, (name, data) in enumerate((("p", grid), ("S", support))):
         plotter.subplot(0, k)
-        plotter.add_mesh(grid.copy(), scalars=name, cmap="viridis" if name == "p" else "twilight",
+        if k:
+            plotter.add_mesh(grid.outline(), color="gray")
+        plotter.add_mesh(data.copy(), scalars=name, cmap="viridis" if name == "p" else "twilight",
                          show_scalar_bar=True, scalar_bar_args={"title": name})
         plotter.view_xy()
     plotter.screenshot(str(out))
     plotter.close()
     return out
+
+
+def _quiet_vtk() -> None:
+    """Silence VTK's complaint about a missing X display (rendering is off-screen anyway)."""
+    import vtk
+
+    vtk.vtkLogger.SetStderrVerbosity(vtk.vtkLogger.VERBOSITY_OFF)
 
 
 def plot_result(result: Path) -> list[Path]:
