@@ -32,7 +32,7 @@ from nhj.schema import (
 )
 from nhj.timeschemes import SCHEMES
 
-EQUATIONS = ("schrodinger",)
+EQUATIONS = ("schrodinger", "fokker_planck")
 PARAMETER_NAMES = ("gamma", "beta", "hbar", "m")
 
 
@@ -165,20 +165,29 @@ def tensor_entries(value: Any, f: str, dim: int, names: tuple[str, ...]) -> tupl
 
 @dataclass(frozen=True)
 class PotentialSpec:
-    """V directly, V from the loss L̄ via (3.6), or a harmonic V = ½ m Σ ω_i² y_i²."""
+    """V directly, a harmonic V = ½ m Σ ω_i² y_i², or the loss L̄ (an expression, or
+    L̄ = ½ Σ a_i y_i² by its curvatures a_i) from which V follows by (3.6)."""
 
     V: Expr | None = None
     loss: Expr | None = None
     omega: tuple[float, ...] | None = None
+    curvature: tuple[float, ...] | None = None
+
+    @property
+    def has_loss(self) -> bool:
+        """Whether a loss L̄ is given (required by the Fokker–Planck equation)."""
+        return self.loss is not None or self.curvature is not None
 
     @classmethod
     def from_table(cls, t: Mapping[str, Any], dim: int) -> PotentialSpec:
         """Validate [potential]; at most one of V, loss, omega."""
         s = "potential"
-        check_keys(t, ("V", "loss", "omega"), s)
-        given = [k for k in ("V", "loss", "omega") if k in t]
+        keys = ("V", "loss", "omega", "curvature")
+        check_keys(t, keys, s)
+        given = [k for k in keys if k in t]
         if len(given) > 1:
-            raise CaseError(join(s, given[1]), f"give only one of V, loss, omega (also got {given[0]})")
+            raise CaseError(join(s, given[1]),
+                            f"give only one of V, loss, omega, curvature (also got {given[0]})")
         names = coordinate_names(dim) + PARAMETER_NAMES
         if "V" in t:
             return cls(V=parse(as_str(t["V"], join(s, "V")), field=join(s, "V"), names=names))
@@ -187,7 +196,87 @@ class PotentialSpec:
             return cls(loss=parse(as_str(t["loss"], f), field=f, names=names))
         if "omega" in t:
             return cls(omega=as_floats(t["omega"], join(s, "omega"), dim, nonnegative=True))
+        if "curvature" in t:
+            return cls(curvature=as_floats(t["curvature"], join(s, "curvature"), dim, positive=True))
         return cls()
+
+
+@dataclass(frozen=True)
+class NoiseSpec:
+    """The noise tensor κ of (2.8): from the power law g ∝ κ^α (2.9), or given.
+
+    Attributes:
+        alpha: α in [0, 1]; κ = g^{1/α}/β for α > 0 (1 quantum, 1/2 efficient, 0 SGD).
+        kappa: κ_{μν} given directly (K×K numbers or expressions); required for α = 0.
+    """
+
+    alpha: float = 1.0
+    kappa: tuple[tuple[Any, ...], ...] | None = None
+
+    @classmethod
+    def from_table(cls, t: Mapping[str, Any], dim: int) -> NoiseSpec:
+        """Validate [noise]."""
+        s = "noise"
+        check_keys(t, ("alpha", "kappa"), s)
+        alpha = as_float(t.get("alpha", 1.0), join(s, "alpha"), lo=0.0, hi=1.0)
+        kappa = None
+        if "kappa" in t:
+            kappa = tensor_entries(t["kappa"], join(s, "kappa"), dim, coordinate_names(dim))
+        if alpha == 0 and kappa is None:
+            raise CaseError(join(s, "kappa"), "is required for alpha = 0 (SGD: g = δ, κ given)")
+        return cls(alpha, kappa)
+
+
+BOUNDARY_CONDITIONS = ("dirichlet", "zero_flux")
+
+
+@dataclass(frozen=True)
+class BoundarySpec:
+    """Outer boundary: ``dirichlet`` (ψ = 0 or p = 0) or ``zero_flux`` (natural)."""
+
+    condition: str | None = None
+
+    @classmethod
+    def from_table(cls, t: Mapping[str, Any]) -> BoundarySpec:
+        """Validate [boundary]."""
+        check_keys(t, ("condition",), "boundary")
+        c = t.get("condition")
+        return cls(None if c is None else as_str(c, "boundary.condition", BOUNDARY_CONDITIONS))
+
+
+@dataclass(frozen=True)
+class LangevinSpec:
+    """Particles of the Langevin equation (2.5), the reference for (2.7).
+
+    Attributes:
+        particles: Number of particles N.
+        seed: Seed; particle block b uses the stream (seed, b), whatever the rank count.
+        dt: Euler–Maruyama step (default: discretisation.dt / 4).
+        bins: Histogram bins per direction (default: chosen from the mesh).
+    """
+
+    particles: int = 100_000
+    seed: int = 0
+    dt: float | None = None
+    bins: tuple[int, ...] | None = None
+
+    @classmethod
+    def from_table(cls, t: Mapping[str, Any], dim: int) -> LangevinSpec:
+        """Validate [langevin]."""
+        s = "langevin"
+        check_keys(t, ("particles", "seed", "dt", "bins"), s)
+        bins = t.get("bins")
+        if bins is not None:
+            if not isinstance(bins, list) or len(bins) != dim:
+                raise CaseError(join(s, "bins"), f"must be a list of {dim} integers >= 2")
+            bins = tuple(as_int(b, f"{join(s, 'bins')}[{i}]", lo=2) for i, b in enumerate(bins))
+        dt = t.get("dt")
+        return cls(
+            particles=as_int(t.get("particles", 100_000), join(s, "particles"), lo=100),
+            seed=as_int(t.get("seed", 0), join(s, "seed"), lo=0),
+            dt=None if dt is None else as_float(dt, join(s, "dt"), positive=True),
+            bins=bins,
+        )
 
 
 INITIAL_KINDS = ("gaussian", "coherent", "expression")
@@ -281,7 +370,7 @@ class SolverSpec:
 
 SECTIONS = (
     "equation", "name", "description", "parameters", "mesh", "discretisation", "metric",
-    "potential", "initial", "output", "solver",
+    "potential", "initial", "output", "solver", "noise", "boundary", "langevin",
 )
 
 
@@ -299,6 +388,9 @@ class Case:
     initial: InitialSpec
     output: OutputSpec
     solver: SolverSpec
+    noise: NoiseSpec = field(default_factory=NoiseSpec)
+    boundary: BoundarySpec = field(default_factory=BoundarySpec)
+    langevin: LangevinSpec | None = None
     path: Path | None = None
     text: str = ""
     description: str = ""
@@ -321,7 +413,7 @@ class Case:
 
         mesh = MeshSpec.from_table(section("mesh", True), base_dir)
         dim = mesh.dim
-        return cls(
+        case = cls(
             name=as_str(d.get("name", name), "name"),
             equation=equation,
             description=as_str(d.get("description", ""), "description"),
@@ -333,7 +425,29 @@ class Case:
             initial=InitialSpec.from_table(section("initial", True), dim),
             output=OutputSpec.from_table(section("output")),
             solver=SolverSpec.from_table(section("solver")),
+            noise=NoiseSpec.from_table(section("noise"), dim),
+            boundary=BoundarySpec.from_table(section("boundary")),
+            langevin=LangevinSpec.from_table(section("langevin"), dim) if "langevin" in d else None,
         )
+        check_equation(case)
+        return case
+
+
+def check_equation(case: Case) -> None:
+    """Cross-section rules that depend on the equation."""
+    if case.equation == "fokker_planck":
+        pot = case.potential
+        if not pot.has_loss:
+            bad = "V" if pot.V is not None else "omega" if pot.omega is not None else "loss"
+            raise CaseError(f"potential.{bad}", "fokker_planck needs the average loss: give "
+                            "potential.loss (an expression) or potential.curvature")
+        if case.initial.kind == "coherent" or any(case.initial.momentum):
+            raise CaseError("initial.kind", "fokker_planck takes a density: kind = 'gaussian' "
+                            "(center, width) or 'expression' (p)")
+    elif case.langevin is not None:
+        raise CaseError("langevin", "a Langevin reference needs equation = 'fokker_planck'")
+    if case.langevin is not None and case.mesh.type == "gmsh":
+        raise CaseError("langevin", "particles need a box domain (interval, rectangle or box mesh)")
 
 
 def load_case(path: str | Path) -> Case:

@@ -123,10 +123,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CaseError as e:
         return _fail_input(e, args.case)
     if MPI.COMM_WORLD.rank == 0:
-        err = summary["error_l2"]
-        print(f"{summary['status']}: {out}  (steps {summary['steps']}, t {summary['t_final']:g}, "
-              f"mass drift {summary['mass_drift']:.2e}, energy drift {summary['energy_drift']:.2e}"
-              + (f", error_l2 {err:.3e}" if err is not None else "") + ")")
+        shown = [f"steps {summary['steps']}", f"t {summary['t_final']:g}"]
+        for key in ("mass_drift", "energy_drift", "error_l2", "gibbs_l1", "min_p", "langevin_l1"):
+            if summary.get(key) is not None:
+                shown.append(f"{key} {summary[key]:.3e}")
+        print(f"{summary['status']}: {out}  ({', '.join(shown)})")
     return EXIT_OK if summary["status"] == "completed" else EXIT_FAILED
 
 

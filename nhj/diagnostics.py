@@ -18,7 +18,6 @@ from dolfinx import fem
 
 from nhj import backends
 from nhj.covariant import Metric
-from nhj.exact import GaussianState
 
 
 def global_scalar(form: fem.Form, comm: MPI.Comm) -> float:
@@ -44,20 +43,70 @@ def quadrature(degree: int) -> Any:
 
 
 class ExactError:
-    """Relative L2 error ‖u − ψ_ex‖/‖ψ_ex‖ (√g-weighted) against a Gaussian state."""
+    """Relative L2 error ‖u − u_ex‖/‖u_ex‖ (√g-weighted) against an exact solution.
 
-    def __init__(self, u: fem.Function, state: GaussianState, metric: Metric, degree: int) -> None:
+    The exact solution provides ``coefficients(t)`` (numbers, placed in a
+    ``fem.Constant`` so that the form compiles once) and ``components(x, C, M)``.
+    """
+
+    columns = ("error_l2",)
+
+    def __init__(self, u: fem.Function, state: Any, metric: Metric, degree: int) -> None:
         msh = u.function_space.mesh
         self.state, self.comm = state, msh.comm
         self.C = fem.Constant(msh, state.coefficients(0.0))
         x = ufl.SpatialCoordinate(msh)
-        re, im = state.psi(x, self.C, backends.UFL)
-        ex = ufl.as_vector((re, im))
+        parts = state.components(x, self.C, backends.UFL)
+        ex = ufl.as_vector(parts) if len(parts) > 1 else parts[0]
         dx = quadrature(degree)
         self.err = fem.form(metric.volume(ufl.inner(u - ex, u - ex), dx))
         self.ref = fem.form(metric.volume(ufl.inner(ex, ex), dx))
 
-    def __call__(self, t: float) -> float:
+    def __call__(self, t: float) -> dict[str, float]:
         """Relative error at time t."""
         self.C.value[:] = self.state.coefficients(t)
-        return float(np.sqrt(global_scalar(self.err, self.comm) / global_scalar(self.ref, self.comm)))
+        ratio = global_scalar(self.err, self.comm) / global_scalar(self.ref, self.comm)
+        return {"error_l2": float(np.sqrt(ratio))}
+
+
+class MinValue:
+    """The smallest nodal value of a scalar field (undershoots are reported, not clipped)."""
+
+    def __init__(self, u: fem.Function, name: str) -> None:
+        self.u, self.columns = u, (name,)
+        self.n_owned = u.function_space.dofmap.index_map.size_local
+
+    def __call__(self, t: float) -> dict[str, float]:
+        """Global min over owned dofs (collective)."""
+        local = self.u.x.array[: self.n_owned]
+        m = float(local.min()) if local.size else np.inf
+        return {self.columns[0]: float(self.u.function_space.mesh.comm.allreduce(m, op=MPI.MIN))}
+
+
+class GibbsDistance:
+    """Distances of a density p to a stationary density p∞ = e^{log w}/∫e^{log w}√g (α = 1 of (2.7)).
+
+    Columns: ``gibbs_l1`` = ∫|p − p∞|√g, ``rel_entropy`` = ∫ p log(p/p∞)√g (p clipped
+    at 0 inside the logarithm), ``free_energy`` = ∫ p (L̄ + (γ/2β) log p)√g.
+    """
+
+    columns = ("gibbs_l1", "rel_entropy", "free_energy")
+
+    def __init__(self, p: fem.Function, logweight: Any, loss: Any, temperature: float,
+                 metric: Metric, degree: int) -> None:
+        msh = p.function_space.mesh
+        self.comm = msh.comm
+        dx = quadrature(degree)
+        Z = global_scalar(fem.form(metric.volume(ufl.exp(logweight), dx)), self.comm)
+        pinf = ufl.exp(logweight) / Z
+        logp = ufl.ln(ufl.max_value(p, 1e-300))
+        self.forms = {
+            "gibbs_l1": fem.form(metric.volume(abs(p - pinf), dx)),
+            "rel_entropy": fem.form(
+                metric.volume(ufl.max_value(p, 0) * (logp - logweight + np.log(Z)), dx)),
+            "free_energy": fem.form(metric.volume(p * loss + temperature * ufl.max_value(p, 0) * logp, dx)),
+        }
+
+    def __call__(self, t: float) -> dict[str, float]:
+        """All three distances (collective)."""
+        return {k: global_scalar(f, self.comm) for k, f in self.forms.items()}

@@ -105,6 +105,10 @@ class GaussianState:
         A, phi = self.amplitude_phase(x, C, M)
         return A * M.cos(phi), A * M.sin(phi)
 
+    def components(self, x: Any, C: Any, M: Any) -> tuple[Any, ...]:
+        """The unknown (Re ψ, Im ψ)."""
+        return self.psi(x, C, M)
+
     def potential(self, x: Any, M: Any) -> Any:
         """V = ½ m Σ ω_i² y_i², the potential in which this state is exact."""
         y = self.flat_coordinates(x, M)
@@ -120,3 +124,62 @@ class GaussianState:
                 for c, s, p, w in zip(self.center, self.width, self.momentum, self.omega, strict=True)
             )
         )
+
+
+@dataclass(frozen=True)
+class OrnsteinUhlenbeck:
+    """Exact Gaussian transient of (2.7) for L̄ = ½ Σ a_i x_i², flat g, constant κ.
+
+    The mean and covariance obey ṁ = −γ A m and Ċ = −γ(AC + CA) + 2D with
+    A = diag(a), D = (γ²/2)κ, solved entrywise:
+    C_ij(t) = C∞_ij + (C_ij(0) − C∞_ij) e^{−γ(a_i+a_j)t}, C∞_ij = 2D_ij/(γ(a_i+a_j)).
+    For κ = δ/β (α = 1) C∞ = γ/(2βa): the Gibbs density exp(−2βL̄/γ).
+
+    Attributes:
+        center: Initial mean m(0).
+        width: Initial standard deviations (C(0) diagonal).
+        curvature: a_i > 0.
+        kappa: The constant noise tensor κ (K×K).
+        gamma: Learning rate γ.
+    """
+
+    center: tuple[float, ...]
+    width: tuple[float, ...]
+    curvature: tuple[float, ...]
+    kappa: Any
+    gamma: float
+
+    @property
+    def dim(self) -> int:
+        """Number of trainable variables K."""
+        return len(self.center)
+
+    def moments(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """Mean m(t) and covariance C(t)."""
+        a, g = np.asarray(self.curvature), self.gamma
+        m = np.asarray(self.center) * np.exp(-g * a * t)
+        S = a[:, None] + a[None, :]
+        Cinf = g * np.asarray(self.kappa, dtype=float) / S
+        C0 = np.diag(np.asarray(self.width) ** 2)
+        return m, Cinf + (C0 - Cinf) * np.exp(-g * S * t)
+
+    def coefficients(self, t: float) -> np.ndarray:
+        """(K+1, K+1) array: [[C⁻¹, m], [0…, log normaliser]] at time t."""
+        m, C = self.moments(t)
+        K = self.dim
+        out = np.zeros((K + 1, K + 1))
+        out[:K, :K] = np.linalg.inv(C)
+        out[:K, K] = m
+        out[K, K] = -0.5 * np.log((2 * np.pi) ** K * np.linalg.det(C))
+        return out
+
+    def density(self, x: Any, C: Any, M: Any) -> Any:
+        """p(x, t) for coefficients C = ``coefficients(t)`` (numpy array or fem.Constant)."""
+        K = self.dim
+        d = [x[i] - C[i, K] for i in range(K)]
+        q = sum(C[i, j] * d[i] * d[j] for i in range(K) for j in range(K))
+        return M.exp(C[K, K] - 0.5 * q)
+
+    def components(self, x: Any, C: Any, M: Any) -> tuple[Any, ...]:
+        """The unknown (p) as a 1-tuple."""
+        return (self.density(x, C, M),)

@@ -1,14 +1,16 @@
 """Turn a validated case into the discrete objects of one run.
 
-Small, named builders — mesh, metric, potential, initial state, exact
-solution — composed by :func:`build`. Everything that depends on the mesh and
-can still be wrong (an SPD metric at the mesh points, a negative initial
-density) is checked here, before any result directory exists.
+Small, named builders — mesh, metric, loss and potential, initial state, exact
+solution — composed per equation by the functions in :data:`BUILDERS`.
+Everything that depends on the mesh and can still be wrong (an SPD metric or
+noise tensor at the mesh points, a negative or zero initial density) is checked
+here, before any result directory exists.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from mpi4py import MPI
@@ -20,9 +22,13 @@ from dolfinx import fem
 from nhj import backends
 from nhj.case import Case, MetricSpec, coordinate_names
 from nhj.covariant import Metric
+from nhj.diagnostics import ExactError, GibbsDistance, MinValue
+from nhj.equations.base import SemiDiscrete
+from nhj.equations.fokker_planck import FokkerPlanck
+from nhj.equations.learning import diffusion, gibbs_log_weight, noise_tensor
 from nhj.equations.potentials import effective_potential
 from nhj.equations.schrodinger import Schrodinger
-from nhj.exact import GaussianState
+from nhj.exact import GaussianState, OrnsteinUhlenbeck
 from nhj.expressions import to_numpy, to_ufl
 from nhj.meshes import boundary_facets, build_mesh
 from nhj.schema import CaseError
@@ -36,23 +42,30 @@ class Problem:
         case: The validated case.
         msh: The distributed mesh.
         metric: Covariant operators of g.
-        V: The potential as a UFL expression.
         space: Function space of the unknown.
-        u0: The initial state.
+        u0: The initial state (advanced in place by the run).
         bcs: Dirichlet conditions on the unknown.
         equation: The equation object (builds the UFL forms).
-        exact: The exact solution, or None.
+        semidiscrete: Its labelled pieces.
+        fields: Scalar output fields, name → UFL expression of ``u0``.
+        conserved: Functionals whose relative drift the summary reports.
+        monitors: Further diagnostics per output step (each has ``columns``
+            and returns a dict of them when called with t).
+        info: Static facts for the summary.
     """
 
     case: Case
     msh: Any
     metric: Metric
-    V: Any
     space: Any
     u0: Any
     bcs: list[Any]
     equation: Any
-    exact: GaussianState | None
+    semidiscrete: SemiDiscrete
+    fields: dict[str, Any]
+    conserved: tuple[str, ...]
+    monitors: list[Any] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def dofs(self) -> int:
@@ -61,155 +74,242 @@ class Problem:
         return im.size_global * self.space.dofmap.index_map_bs
 
 
-def metric_matrix_at(spec: MetricSpec, points: np.ndarray) -> np.ndarray:
-    """g_{μν} at points (shape (n, K, K)) from the case entries, in numpy."""
-    dim = len(spec.entries)  # type: ignore[arg-type]
+def coordinates(msh: Any, dim: int) -> dict[str, Any]:
+    """x0, x1, x2 as UFL coordinates."""
+    x = ufl.SpatialCoordinate(msh)
+    return {n: x[i] for i, n in enumerate(coordinate_names(dim))}
+
+
+def tensor_at(entries: Any, points: np.ndarray) -> np.ndarray:
+    """A case tensor (numbers/expressions) at points, shape (n, K, K)."""
+    dim = len(entries)
     env = {n: points[:, i] for i, n in enumerate(coordinate_names(dim))}
-    G = np.empty((points.shape[0], dim, dim))
-    for i, row in enumerate(spec.entries):  # type: ignore[union-attr]
+    T = np.empty((points.shape[0], dim, dim))
+    for i, row in enumerate(entries):
         for j, e in enumerate(row):
-            G[:, i, j] = e if isinstance(e, float) else to_numpy(e, env)
-    return G
+            T[:, i, j] = e if isinstance(e, float) else to_numpy(e, env)
+    return T
+
+
+def check_spd(entries: Any, msh: Any, field_name: str) -> None:
+    """Raise CaseError unless the tensor is SPD at every mesh point (collective)."""
+    dim = msh.geometry.dim
+    pts = msh.geometry.x[:, :dim]
+    where = ""
+    if len(pts):
+        T = tensor_at(entries, pts)
+        good = np.all(np.isfinite(T), axis=(1, 2))
+        good[good] = np.linalg.eigvalsh(T[good])[:, 0] > 0
+        if not good.all():
+            where = f" (e.g. at x = {np.round(pts[np.argmin(good)], 4).tolist()})"
+    where = max(msh.comm.allgather(where), key=len)
+    if where:
+        raise CaseError(field_name, "must be symmetric positive definite at every mesh point"
+                        + where)
+
+
+def tensor_ufl(entries: Any, msh: Any) -> Any:
+    """A case tensor as a UFL matrix."""
+    env = coordinates(msh, len(entries))
+    return ufl.as_matrix([[e if isinstance(e, float) else to_ufl(e, env) for e in row]
+                          for row in entries])
 
 
 def make_metric(spec: MetricSpec, msh: Any) -> Metric:
     """The metric of the case, checked symmetric positive definite at the mesh points."""
-    dim = msh.geometry.dim
     if spec.entries is None:
-        return Metric.flat(dim)
-    pts = msh.geometry.x[:, :dim]
-    G = metric_matrix_at(spec, pts) if len(pts) else np.zeros((0, dim, dim))
-    ok = bool(np.all(np.isfinite(G))) and (
-        len(G) == 0 or bool(np.all(np.linalg.eigvalsh(G)[:, 0] > 0))
-    )
-    if not msh.comm.allreduce(ok, op=MPI.LAND):
-        bad = np.flatnonzero(~np.all(np.linalg.eigvalsh(np.nan_to_num(G)) > 0, axis=1))
-        where = f" (e.g. at x = {np.round(pts[bad[0]], 4).tolist()})" if len(bad) else ""
-        where = msh.comm.allreduce([where], op=MPI.SUM)
-        raise CaseError(
-            "metric.g",
-            "must be symmetric positive definite at every mesh point" + max(where, key=len),
-        )
+        return Metric.flat(msh.geometry.dim)
+    check_spd(spec.entries, msh, "metric.g")
     if spec.is_constant:
         return Metric.from_matrix(msh, np.array(spec.entries, dtype=float))
-    x = ufl.SpatialCoordinate(msh)
-    env = {n: x[i] for i, n in enumerate(coordinate_names(dim))}
-    return Metric.from_ufl(
-        ufl.as_matrix([[e if isinstance(e, float) else to_ufl(e, env) for e in row]
-                       for row in spec.entries])  # type: ignore[union-attr]
-    )
+    return Metric.from_ufl(tensor_ufl(spec.entries, msh))
 
 
-def flat_frame(spec: MetricSpec, dim: int) -> np.ndarray | None:
+def flat_frame(spec: MetricSpec) -> np.ndarray | None:
     """L with Lᵀ L = g for a constant metric (the coordinates y = L x where g is flat)."""
-    if spec.entries is None:
+    if spec.entries is None or not spec.is_constant:
         return None
-    G = np.array(spec.entries, dtype=float)
-    return np.linalg.cholesky(G).T
+    return np.linalg.cholesky(np.array(spec.entries, dtype=float)).T
 
 
-def make_exact(case: Case) -> GaussianState | None:
-    """The Gaussian state of the case if [initial] is one, else None.
+def flat_coordinates(case: Case, msh: Any) -> list[Any]:
+    """y = L x in UFL (x itself for a flat or varying metric)."""
+    x = ufl.SpatialCoordinate(msh)
+    L = flat_frame(case.metric)
+    if L is None:
+        return [x[i] for i in range(case.dim)]
+    return [sum(float(L[i, j]) * x[j] for j in range(case.dim)) for i in range(case.dim)]
 
-    It is the exact solution when additionally the metric is constant and V is
-    absent or harmonic (``potential.omega``); :func:`has_exact` tells which.
-    """
+
+def make_loss(case: Case, msh: Any) -> Any:
+    """The average loss L̄ as UFL: an expression, or ½ Σ a_i y_i² from curvatures."""
+    pot = case.potential
+    if pot.curvature is not None:
+        y = flat_coordinates(case, msh)
+        return sum(0.5 * a * y[i] ** 2 for i, a in enumerate(pot.curvature))
+    if pot.loss is not None:
+        return to_ufl(pot.loss, {**coordinates(msh, case.dim), **case.parameters.values()})
+    return None
+
+
+def make_potential(case: Case, msh: Any, metric: Metric) -> Any:
+    """V as UFL: given, from the loss via (3.6), harmonic ½ m Σ ω_i² y_i², or 0."""
+    pot, par = case.potential, case.parameters
+    if pot.V is not None:
+        return to_ufl(pot.V, {**coordinates(msh, case.dim), **par.values()})
+    if pot.has_loss:
+        return effective_potential(metric, make_loss(case, msh), par.gamma, par.beta)
+    if pot.omega is not None:
+        y = flat_coordinates(case, msh)
+        return sum(0.5 * par.m * w * w * y[i] ** 2 for i, w in enumerate(pot.omega) if w)
+    return 0.0
+
+
+def initial_values(case: Case, x: np.ndarray) -> np.ndarray:
+    """The case's initial density p (expression kind) at points x, checked ≥ 0."""
+    env: dict[str, Any] = {n: x[i] for i, n in enumerate(coordinate_names(case.dim))}
+    env.update(case.parameters.values())
+    p = np.broadcast_to(to_numpy(case.initial.p, env), x.shape[1:])  # type: ignore[arg-type]
+    if np.any(p < 0) or not np.all(np.isfinite(p)):
+        raise CaseError("initial.p", "must be finite and >= 0 at every point of the mesh")
+    return p
+
+
+def interpolate_checked(u: fem.Function, values: Callable[[np.ndarray], np.ndarray]) -> None:
+    """u.interpolate(values), turning a CaseError on any rank into one on every rank."""
+    message = ""
+    try:
+        u.interpolate(values)
+    except CaseError as e:
+        message = str(e)
+    message = max(u.function_space.mesh.comm.allgather(message), key=len)
+    if message:
+        field_name, reason = message.split(": ", 1)
+        raise CaseError(field_name, reason)
+
+
+def normalise(u: fem.Function, total: Callable[[Any], Any], power: float) -> None:
+    """Scale u so that the functional total(u) = 1 (total is homogeneous of degree ``power``)."""
+    comm = u.function_space.mesh.comm
+    mass = comm.allreduce(fem.assemble_scalar(fem.form(total(u))), op=MPI.SUM)
+    if not mass > 0:
+        raise CaseError("initial.p", "has zero mass on the mesh; give a normalisable density")
+    u.x.array[:] /= mass ** (1.0 / power)
+
+
+def boundary_conditions(case: Case, space: Any, default: str, zero: Any) -> list[Any]:
+    """Homogeneous Dirichlet conditions on ∂Ω when the case (or the default) asks for them."""
+    if (case.boundary.condition or default) != "dirichlet":
+        return []
+    msh = space.mesh
+    dofs = fem.locate_dofs_topological(space, msh.topology.dim - 1, boundary_facets(msh))
+    return [fem.dirichletbc(zero, dofs, space)]
+
+
+def gaussian_state(case: Case) -> GaussianState | None:
+    """The Gaussian state of a Schrödinger case ([initial] gaussian or coherent)."""
     init, pot, par = case.initial, case.potential, case.parameters
     if init.kind == "expression":
         return None
-    dim = case.dim
-    omega = pot.omega if pot.omega is not None else (0.0,) * dim
+    omega = pot.omega if pot.omega is not None else (0.0,) * case.dim
     if init.kind == "coherent":
         if pot.omega is None or min(pot.omega) <= 0:
-            raise CaseError(
-                "initial.kind",
-                "'coherent' needs a harmonic potential with every potential.omega > 0; "
-                "use kind = 'gaussian' with a width otherwise",
-            )
+            raise CaseError("initial.kind", "'coherent' needs a harmonic potential with every "
+                            "potential.omega > 0; use kind = 'gaussian' with a width otherwise")
         width = tuple(float(np.sqrt(par.hbar / (2 * par.m * w))) for w in omega)
     else:
         width = init.width
-    L = flat_frame(case.metric, dim) if case.metric.is_constant else None
-    return GaussianState(init.center, width, init.momentum, omega, par.hbar, par.m, L)
+    return GaussianState(init.center, width, init.momentum, omega, par.hbar, par.m,
+                         flat_frame(case.metric))
 
 
-def has_exact(case: Case) -> bool:
-    """Whether to compare with the Gaussian state (constant g, V = 0 or harmonic, not disabled)."""
-    return (
-        case.output.exact
-        and case.initial.kind != "expression"
-        and case.metric.is_constant
-        and case.potential.V is None
-        and case.potential.loss is None
-    )
-
-
-def make_potential(case: Case, msh: Any, metric: Metric, state: GaussianState | None) -> Any:
-    """V as UFL: given, from the loss via (3.6), harmonic ½ m Σ ω_i² y_i², or 0."""
-    pot, par = case.potential, case.parameters
-    x = ufl.SpatialCoordinate(msh)
-    env: dict[str, Any] = {n: x[i] for i, n in enumerate(coordinate_names(case.dim))}
-    env.update(par.values())
-    if pot.V is not None:
-        return to_ufl(pot.V, env)
-    if pot.loss is not None:
-        return effective_potential(metric, to_ufl(pot.loss, env), par.gamma, par.beta)
-    if pot.omega is not None:
-        L = flat_frame(case.metric, case.dim) if case.metric.is_constant else None
-        harmonic = GaussianState((0.0,) * case.dim, (1.0,) * case.dim, (0.0,) * case.dim,
-                                 pot.omega, par.hbar, par.m, L)
-        return harmonic.potential(x, backends.UFL)
-    return fem.Constant(msh, 0.0)
-
-
-def initial_psi(case: Case, state: GaussianState | None, metric: Metric, space: Any) -> Any:
-    """ψ(·, 0) interpolated into the (Re ψ, Im ψ) space, normalised for expression states."""
+def build_schrodinger(case: Case, msh: Any, metric: Metric) -> Problem:
+    """Schrödinger (3.11) with ħ = γ/β, m = 1/γ: ψ = (Re ψ, Im ψ) in P_k×2."""
+    par, degree = case.parameters, case.discretisation.degree
+    state = gaussian_state(case)
+    eq = Schrodinger(metric, make_potential(case, msh, metric), par.hbar, par.m)
+    space = fem.functionspace(msh, ("Lagrange", degree, (2,)))
     u0 = fem.Function(space, name="psi")
     if state is not None:
         C = state.coefficients(0.0)
         u0.interpolate(lambda x: np.vstack(state.psi(x, C, backends.NUMPY)))
-        return u0
-    init, par = case.initial, case.parameters
-    names = coordinate_names(case.dim)
+    else:
+        def values(x: np.ndarray) -> np.ndarray:
+            R = np.sqrt(initial_values(case, x))
+            env = {n: x[i] for i, n in enumerate(coordinate_names(case.dim))}
+            S = np.broadcast_to(to_numpy(case.initial.S, {**env, **par.values()}), R.shape)
+            return np.vstack((R * np.cos(S / par.hbar), R * np.sin(S / par.hbar)))
 
-    def values(x: np.ndarray) -> np.ndarray:
-        env: dict[str, Any] = {n: x[i] for i, n in enumerate(names)}
-        env.update(par.values())
-        p = np.broadcast_to(to_numpy(init.p, env), x.shape[1:])  # type: ignore[arg-type]
-        if np.any(p < 0) or not np.all(np.isfinite(p)):
-            raise CaseError("initial.p", "must be finite and >= 0 at every point of the mesh")
-        S = np.broadcast_to(to_numpy(init.S, env), x.shape[1:])  # type: ignore[arg-type]
-        R = np.sqrt(p)
-        return np.vstack((R * np.cos(S / par.hbar), R * np.sin(S / par.hbar)))
+        interpolate_checked(u0, values)
+        normalise(u0, eq.norm2, 2.0)
+    bcs = boundary_conditions(case, space, "dirichlet", np.zeros(2))
+    for bc in bcs:  # start from a state with ψ = 0 on ∂Ω, so mass is conserved from t = 0
+        bc.set(u0.x.array)
+    exact = (state is not None and case.output.exact and case.metric.is_constant
+             and case.potential.V is None and not case.potential.has_loss)
+    monitors = [ExactError(u0, state, metric, degree)] if exact else []
+    return Problem(case, msh, metric, space, u0, bcs, eq, eq.semidiscrete(space),
+                   fields={"p": eq.density(u0), "S": eq.phase(u0)},
+                   conserved=("mass", "energy"), monitors=monitors)
 
-    ok = True
-    try:
-        u0.interpolate(values)
-    except CaseError:
-        ok = False
-    if not space.mesh.comm.allreduce(ok, op=MPI.LAND):
-        raise CaseError("initial.p", "must be finite and >= 0 at every point of the mesh")
-    mass = space.mesh.comm.allreduce(
-        fem.assemble_scalar(fem.form(metric.volume(ufl.inner(u0, u0)))), op=MPI.SUM
-    )
-    if not mass > 0:
-        raise CaseError("initial.p", "has zero mass on the mesh; give a normalisable density")
-    u0.x.array[:] /= np.sqrt(mass)
-    return u0
+
+def make_noise(case: Case, msh: Any, metric: Metric) -> Any:
+    """κ as UFL: given (checked SPD at the mesh points) or from the power law (2.9)."""
+    noise = case.noise
+    if noise.kappa is not None:
+        check_spd(noise.kappa, msh, "noise.kappa")
+        return tensor_ufl(noise.kappa, msh)
+    return noise_tensor(metric, noise.alpha, case.parameters.beta)
+
+
+def build_fokker_planck(case: Case, msh: Any, metric: Metric) -> Problem:
+    """Covariant Fokker–Planck (2.7): p in P_k, zero flux on ∂Ω by default."""
+    par, degree = case.parameters, case.discretisation.degree
+    loss = make_loss(case, msh)
+    kappa = make_noise(case, msh, metric)
+    eq = FokkerPlanck(metric, loss, diffusion(metric, kappa, par.gamma), par.gamma)
+    space = fem.functionspace(msh, ("Lagrange", degree))
+    u0 = fem.Function(space, name="p")
+    init = case.initial
+    exact = None
+    if init.kind == "gaussian":
+        ou = OrnsteinUhlenbeck(init.center, init.width, (1.0,) * case.dim,
+                               np.eye(case.dim), par.gamma)
+        C = ou.coefficients(0.0)
+        u0.interpolate(lambda x: ou.density(x, C, backends.NUMPY))
+        if (case.potential.curvature is not None and case.metric.entries is None
+                and case.output.exact and (case.noise.kappa is None
+                                           or all(isinstance(e, float) for r in case.noise.kappa
+                                                  for e in r))):
+            K = (np.eye(case.dim) / par.beta if case.noise.kappa is None
+                 else np.array(case.noise.kappa, dtype=float))
+            exact = OrnsteinUhlenbeck(init.center, init.width, case.potential.curvature, K,
+                                      par.gamma)
+    else:
+        interpolate_checked(u0, lambda x: initial_values(case, x))
+        normalise(u0, eq.total, 1.0)
+    bcs = boundary_conditions(case, space, "zero_flux", 0.0)
+    for bc in bcs:
+        bc.set(u0.x.array)
+    monitors: list[Any] = [MinValue(u0, "min_p")]
+    if exact is not None:
+        monitors.append(ExactError(u0, exact, metric, degree))
+    if case.noise.alpha == 1 and case.noise.kappa is None and not bcs:
+        logw = gibbs_log_weight(loss, par.gamma, par.beta)
+        monitors.append(GibbsDistance(u0, logw, loss, par.gamma / (2 * par.beta), metric, degree))
+    return Problem(case, msh, metric, space, u0, bcs, eq, eq.semidiscrete(space),
+                   fields={"p": u0}, conserved=("mass",) if not bcs else (), monitors=monitors,
+                   info={"alpha": case.noise.alpha})
+
+
+BUILDERS: dict[str, Callable[[Case, Any, Metric], Problem]] = {
+    "schrodinger": build_schrodinger,
+    "fokker_planck": build_fokker_planck,
+}
 
 
 def build(case: Case, comm: MPI.Comm) -> Problem:
     """All discrete pieces of ``case`` on ``comm``; raises CaseError on bad input."""
     msh = build_mesh(case.mesh, comm)
     metric = make_metric(case.metric, msh)
-    state = make_exact(case)
-    V = make_potential(case, msh, metric, state)
-    space = fem.functionspace(msh, ("Lagrange", case.discretisation.degree, (2,)))
-    u0 = initial_psi(case, state, metric, space)
-    dofs = fem.locate_dofs_topological(space, msh.topology.dim - 1, boundary_facets(msh))
-    bcs = [fem.dirichletbc(np.zeros(2), dofs, space)]
-    for bc in bcs:  # start from a state that satisfies ψ = 0 on ∂Ω, so mass is conserved from t = 0
-        bc.set(u0.x.array)
-    par = case.parameters
-    eq = Schrodinger(metric, V, par.hbar, par.m)
-    return Problem(case, msh, metric, V, space, u0, bcs, eq, state if has_exact(case) else None)
+    return BUILDERS[case.equation](case, msh, metric)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from dolfinx import fem
 
 import nhj
 from nhj.case import Case
-from nhj.diagnostics import ExactError, Functionals
+from nhj.diagnostics import Functionals
 from nhj.output import DiagnosticsCSV, ResultDir, VTXFields, write_gathered_vtu
 from nhj.problem import Problem, build
 from nhj.solvers import SolverError
@@ -41,27 +40,19 @@ def versions() -> dict[str, str]:
     }
 
 
-@dataclass
 class Fields:
-    """Derived scalar fields p = |ψ|² and S = ħ arg ψ for output (3.10)."""
+    """Scalar output fields (the problem's UFL expressions) interpolated into P_k."""
 
-    p: fem.Function
-    S: fem.Function
-    _exprs: list[Any]
-
-    @classmethod
-    def of(cls, problem: Problem) -> Fields:
-        """Fields in the scalar space of the same degree as ψ."""
+    def __init__(self, problem: Problem) -> None:
         space = fem.functionspace(problem.msh, ("Lagrange", problem.case.discretisation.degree))
-        u, eq = problem.u0, problem.equation
         ip = space.element.interpolation_points
-        exprs = [fem.Expression(eq.density(u), ip), fem.Expression(eq.phase(u), ip)]
-        return cls(fem.Function(space, name="p"), fem.Function(space, name="S"), exprs)
+        self.functions = [fem.Function(space, name=n) for n in problem.fields]
+        self._exprs = [fem.Expression(e, ip) for e in problem.fields.values()]
 
     def update(self) -> None:
-        """Interpolate from the current ψ."""
-        self.p.interpolate(self._exprs[0])
-        self.S.interpolate(self._exprs[1])
+        """Interpolate from the current state."""
+        for f, e in zip(self.functions, self._exprs, strict=True):
+            f.interpolate(e)
 
 
 def default_every(steps: int) -> int:
@@ -103,35 +94,34 @@ def run_case(case: Case, out: Path, comm: MPI.Comm = MPI.COMM_WORLD,
         "t_final": 0.0,
         "wall_s": 0.0,
         "mass": None,
-        "energy": None,
         "mass_drift": None,
-        "energy_drift": None,
         "error_l2": None,
+        **problem.info,
         "versions": versions(),
     }
     result.write_json("summary.json", summary)
 
-    sd = problem.equation.semidiscrete(problem.space)
+    sd = problem.semidiscrete
     functionals = Functionals(u, sd.functionals)
-    error = ExactError(u, problem.exact, problem.metric, disc.degree) if problem.exact else None
     first: dict[str, float] = {}
-    drift = {"mass": 0.0, "energy": 0.0}
+    drift = {k: 0.0 for k in problem.conserved}
 
-    def diagnostics(t: float) -> dict[str, float]:
+    def diagnostics(t: float) -> dict[str, Any]:
         vals: dict[str, Any] = functionals()
-        first.setdefault("mass", vals["mass"])
-        first.setdefault("energy", vals["energy"])
         for k in drift:
+            first.setdefault(k, vals[k])
             scale = abs(first[k]) if first[k] != 0 else 1.0
             drift[k] = max(drift[k], abs(vals[k] - first[k]) / scale)
-        vals["error_l2"] = error(t) if error else None
+        for monitor in problem.monitors:
+            vals.update(monitor(t))
         return vals
 
+    columns = [*sd.functionals, *(c for m in problem.monitors for c in m.columns)]
     every = case.output.every or default_every(steps)
-    handlers: list[Any] = [DiagnosticsCSV(result, ["mass", "energy", "error_l2"], diagnostics, every)]
-    fields = Fields.of(problem)
+    handlers: list[Any] = [DiagnosticsCSV(result, columns, diagnostics, every)]
+    fields = Fields(problem)
     if case.output.fields:
-        handlers.append(VTXFields(result, [fields.p, fields.S], fields.update,
+        handlers.append(VTXFields(result, fields.functions, fields.update,
                                   case.output.fields_every or every))
     stepper = TimeStepper(sd, disc.scheme, u, dt, problem.bcs, case.solver.petsc_options)
     log.info("%s: %s, %d dofs on %d rank(s), %d steps of dt=%g (%s)", case.name, case.equation,
@@ -161,19 +151,16 @@ def run_case(case: Case, out: Path, comm: MPI.Comm = MPI.COMM_WORLD,
         for h in handlers:
             h.close()
     fields.update()
-    write_gathered_vtu(result.path / "final.vtu", [fields.p, fields.S])
+    write_gathered_vtu(result.path / "final.vtu", fields.functions)
     last_row = handlers[0].rows[-1]
+    summary.update({k: v for k, v in last_row.items() if k not in ("step", "t")})
+    summary.update({f"{k}_drift": v for k, v in drift.items()})
     summary.update(
         status=status,
         message=message,
         steps=stepper.steps,
         t_final=stepper.t,
         wall_s=comm.bcast(time.perf_counter() - t0, root=0),
-        mass=last_row["mass"],
-        energy=last_row["energy"],
-        mass_drift=drift["mass"],
-        energy_drift=drift["energy"],
-        error_l2=last_row["error_l2"],
     )
     result.write_json("summary.json", summary)
     if status == "failed":
@@ -184,10 +171,9 @@ def run_case(case: Case, out: Path, comm: MPI.Comm = MPI.COMM_WORLD,
 def _progress(step: int, steps: int, t: float, t_loop: float, row: dict[str, Any]) -> None:
     elapsed = time.perf_counter() - t_loop
     eta = elapsed / step * (steps - step)
-    err = row.get("error_l2")
-    log.info("step %d/%d  t=%.4g  mass=%.12g  energy=%.10g%s  [%.1fs, eta %.1fs]", step, steps,
-             t, row["mass"], row["energy"], "" if err is None else f"  err={err:.3e}",
-             elapsed, eta)
+    values = "  ".join(f"{k}={v:.6g}" for k, v in row.items()
+                       if k not in ("step", "t") and v is not None)
+    log.info("step %d/%d  t=%.4g  %s  [%.1fs, eta %.1fs]", step, steps, t, values, elapsed, eta)
 
 
 __all__ = ["Fields", "run_case"]

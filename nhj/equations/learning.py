@@ -1,0 +1,70 @@
+"""Noisy covariant gradient descent (2.2), (2.5)–(2.9): noise, diffusion and drift.
+
+Learning is the Langevin equation dq^μ = −γ g^{μν}∂_ν L̄ dt + η^μ with noise
+η = −γ g⁻¹∇δL of covariance rate Σ = γ² g⁻¹κg⁻¹ (2.8); the diffusion tensor
+is D = Σ/2 = (γ²/2) g⁻¹κg⁻¹. The metric follows the noise by the power law
+(2.9) g ∝ κ^α, normalised as κ = g^{1/α}/β for α > 0 (matrix power with indices
+lowered by δ); α = 0 means g = δ with κ given. α = 1 gives D = (γ²/2β) g⁻¹,
+Nelson's ħ/2m with ħ = γ/β, m = 1/γ.
+
+These tensors are shared by the Fokker–Planck equation (2.7) and the neural
+Hamilton–Jacobi potential (5.3); they are built here once.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import ufl
+
+from nhj.covariant import Metric
+from nhj.schema import CaseError
+
+
+def matrix_power(metric: Metric, power: float, field: str = "noise.alpha") -> Any:
+    """g^power as a UFL tensor (δ-lowered indices).
+
+    A constant metric takes any real power (eigen-decomposition in numpy); a
+    varying one needs an integer power, built by repeated products.
+    """
+    if metric.is_flat:
+        return ufl.Identity(metric.gdim)
+    if metric.constant:
+        G = np.asarray(metric.g.value, dtype=float)
+        w, Q = np.linalg.eigh(G)
+        return ufl.as_matrix((Q * w**power) @ Q.T)
+    frac = Fraction(power).limit_denominator(1000)
+    if frac.denominator != 1 or frac.numerator < 1:
+        raise CaseError(field, f"a position-dependent metric needs 1/alpha to be a positive "
+                        f"integer (alpha = 1, 1/2, 1/3, ...); got 1/alpha = {power:g}")
+    P = metric.tensor()
+    for _ in range(frac.numerator - 1):
+        P = ufl.dot(P, metric.tensor())
+    return P
+
+
+def noise_tensor(metric: Metric, alpha: float | None, beta: float, kappa: Any = None) -> Any:
+    """κ_{μν}: given, or from the power law κ = g^{1/α}/β (2.9)."""
+    if kappa is not None:
+        return kappa
+    if alpha is None or alpha <= 0:
+        raise CaseError("noise.kappa", "is required when alpha = 0 (g = δ and κ is given)")
+    return matrix_power(metric, 1.0 / alpha) / beta
+
+
+def diffusion(metric: Metric, kappa: Any, gamma: float) -> Any:
+    """D^{μν} = (γ²/2) g^{μα} κ_{αβ} g^{βν} (half the covariance rate Σ of (2.8))."""
+    ginv = metric.inverse()
+    return 0.5 * gamma**2 * ufl.dot(ginv, ufl.dot(kappa, ginv))
+
+
+def drift(metric: Metric, loss: Any, gamma: float) -> Any:
+    """The gradient-descent velocity −γ g^{μν}∂_ν L̄ of (2.2)."""
+    return -gamma * metric.gradient(loss)
+
+
+def gibbs_log_weight(loss: Any, gamma: float, beta: float) -> Any:
+    """−2βL̄/γ: the log of the unnormalised stationary density of (2.7) for α = 1."""
+    return -2.0 * beta * loss / gamma
