@@ -297,6 +297,10 @@ def build_fokker_planck(case: Case, msh: Any, metric: Metric) -> Problem:
     if case.noise.alpha == 1 and case.noise.kappa is None and not bcs:
         logw = gibbs_log_weight(loss, par.gamma, par.beta)
         monitors.append(GibbsDistance(u0, logw, loss, par.gamma / (2 * par.beta), metric, degree))
+    if case.langevin is not None:
+        from nhj.reference import LangevinComparison
+
+        monitors.append(LangevinComparison(case, u0, metric))
     return Problem(case, msh, metric, space, u0, bcs, eq, eq.semidiscrete(space),
                    fields={"p": u0}, conserved=("mass",) if not bcs else (), monitors=monitors,
                    info={"alpha": case.noise.alpha})

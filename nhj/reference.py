@@ -1,0 +1,173 @@
+"""The Langevin reference of a Fokker–Planck case, compared at every output time.
+
+The particles of :mod:`nhj.langevin` are binned on a grid whose cells are
+unions of mesh cells; the finite-element density gives the expected bin
+probabilities P_b = ∫_bin p √g dq. Reported per output time: the L1 distance
+Σ_b |O_b/N − P_b| with its sampling-error bound (mean + 5 sd under the
+multinomial null, see :func:`nhj.langevin.null_l1`), and Pearson's χ² p-value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import ufl
+from dolfinx import fem, la
+
+from nhj.case import Case, coordinate_names
+from nhj.covariant import Metric
+from nhj.expressions import to_numpy
+from nhj.langevin import Ensemble, LangevinModel, chi2_pvalue, null_l1
+from nhj.schema import CaseError
+
+TARGET_BINS = {1: 40, 2: 16, 3: 8}
+
+
+def _field(entries: Any, dim: int) -> Any:
+    names = coordinate_names(dim)
+
+    def values(x: np.ndarray) -> np.ndarray:
+        env = {n: x[:, i] for i, n in enumerate(names)}
+        T = np.empty((len(x), dim, dim))
+        for i, row in enumerate(entries):
+            for j, e in enumerate(row):
+                T[:, i, j] = e if isinstance(e, float) else to_numpy(e, env)
+        return T
+
+    return values
+
+
+def langevin_model(case: Case) -> LangevinModel:
+    """The coefficients of (2.5) for a Fokker–Planck case, as numpy functions."""
+    dim, par, pot = case.dim, case.parameters, case.potential
+    names = coordinate_names(dim)
+    L = None
+    if case.metric.entries is not None and case.metric.is_constant:
+        L = np.linalg.cholesky(np.array(case.metric.entries, dtype=float)).T
+
+    def loss(x: np.ndarray) -> np.ndarray:
+        if pot.curvature is not None:
+            y = x @ L.T if L is not None else x
+            return 0.5 * np.sum(np.asarray(pot.curvature) * y**2, axis=1)
+        env = {n: x[:, i] for i, n in enumerate(names)}
+        return np.broadcast_to(to_numpy(pot.loss, {**env, **par.values()}), len(x))
+
+    metric = None if case.metric.entries is None else _field(case.metric.entries, dim)
+    if case.noise.kappa is not None:
+        kappa = _field(case.noise.kappa, dim)
+    else:
+        power = 1.0 / case.noise.alpha
+
+        def kappa(x: np.ndarray) -> np.ndarray:
+            if metric is None:
+                return np.broadcast_to(np.eye(dim) / par.beta, (len(x), dim, dim))
+            w, Q = np.linalg.eigh(metric(x))
+            return (Q * w[:, None, :] ** power) @ np.swapaxes(Q, 1, 2) / par.beta
+
+    constant = case.metric.is_constant and (
+        case.noise.kappa is None or all(isinstance(e, float) for r in case.noise.kappa for e in r))
+    return LangevinModel(par.gamma, loss, metric, kappa, constant)
+
+
+def choose_bins(case: Case) -> tuple[int, ...]:
+    """Bins per direction: given (must divide the cells) or the largest divisor ≤ a target."""
+    cells = case.mesh.cells
+    spec = case.langevin.bins  # type: ignore[union-attr]
+    if spec is not None:
+        for i, (b, c) in enumerate(zip(spec, cells, strict=True)):
+            if c % b:
+                raise CaseError(f"langevin.bins[{i}]", f"must divide mesh.cells[{i}] = {c} so "
+                                f"that bins are unions of cells; got {b}")
+        return spec
+    target = TARGET_BINS[case.dim]
+    return tuple(max(d for d in range(1, min(c, target) + 1) if c % d == 0) for c in cells)
+
+
+class LangevinComparison:
+    """Monitor: advance the particles to t and compare their histogram with p."""
+
+    columns = ("langevin_l1", "langevin_l1_tolerance", "langevin_chi2_p", "langevin_mean_0")
+
+    def __init__(self, case: Case, p: fem.Function, metric: Metric) -> None:
+        spec = case.langevin
+        assert spec is not None
+        self.p, self.dt = p, spec.dt or case.discretisation.dt_used / 4
+        msh = p.function_space.mesh
+        self.comm = msh.comm
+        lower, upper = np.array(case.mesh.lower), np.array(case.mesh.upper)
+        self.bins = choose_bins(case)
+        self.edges = [np.linspace(lo, hi, b + 1) for lo, hi, b in zip(lower, upper, self.bins,
+                                                                      strict=True)]
+        self.ensemble = Ensemble(langevin_model(case), spec.particles, spec.seed,
+                                 sampler(case, p), lower, upper,
+                                 reflect=(case.boundary.condition or "zero_flux") == "zero_flux",
+                                 comm=self.comm)
+        # ∫_cell p √g for every owned cell, then summed per bin
+        DG0 = fem.functionspace(msh, ("DG", 0))
+        self.cell_mass = fem.form(metric.volume(p * ufl.TestFunction(DG0)))
+        tdim = msh.topology.dim
+        n_owned = msh.topology.index_map(tdim).size_local
+        mid = np.mean(msh.geometry.x[msh.geometry.dofmap[:n_owned]], axis=1)[:, : case.dim]
+        self.bin_of_cell = tuple(
+            np.clip(np.searchsorted(e, mid[:, i], side="right") - 1, 0, len(e) - 2)
+            for i, e in enumerate(self.edges))
+        self.n_owned = n_owned
+
+    def expected(self) -> np.ndarray:
+        """P_b = ∫_bin p √g from the finite-element density (collective)."""
+        vec = fem.assemble_vector(self.cell_mass)
+        vec.scatter_reverse(la.InsertMode.add)
+        P = np.zeros(self.bins)
+        np.add.at(P, self.bin_of_cell, vec.array[: self.n_owned])
+        total = np.zeros_like(P)
+        self.comm.Allreduce(P, total)
+        return total
+
+    def __call__(self, t: float) -> dict[str, float]:
+        """Advance to t and compare (collective)."""
+        self.ensemble.advance(t, self.dt)
+        O = self.ensemble.histogram(self.edges)
+        N = self.ensemble.n
+        P = self.expected()
+        l1 = float(np.abs(O / N - P).sum())
+        _, tol = null_l1(P, N)
+        _, pval, _ = chi2_pvalue(O, P * N)
+        mean0 = float(self.ensemble.moments()["mean"][0])
+        return {"langevin_l1": l1, "langevin_l1_tolerance": tol, "langevin_chi2_p": pval,
+                "langevin_mean_0": mean0}
+
+
+def sampler(case: Case, p: fem.Function) -> Any:
+    """Draw initial particles from the case's initial density."""
+    init = case.initial
+    lower, upper = np.array(case.mesh.lower), np.array(case.mesh.upper)
+    if init.kind == "gaussian":
+        center, width = np.array(init.center), np.array(init.width)
+
+        def gaussian(rng: np.random.Generator, n: int) -> np.ndarray:
+            x = center + width * rng.standard_normal((n, case.dim))
+            return np.clip(x, lower, upper)
+
+        return gaussian
+    names = coordinate_names(case.dim)
+
+    def density(x: np.ndarray) -> np.ndarray:
+        env = {nm: x[:, i] for i, nm in enumerate(names)}
+        return np.broadcast_to(to_numpy(init.p, {**env, **case.parameters.values()}), len(x))
+
+    grid = np.stack(np.meshgrid(*[np.linspace(a, b, 201 if case.dim < 3 else 41)
+                                  for a, b in zip(lower, upper, strict=True)]), -1)
+    pmax = 1.25 * float(density(grid.reshape(-1, case.dim)).max())
+
+    def rejection(rng: np.random.Generator, n: int) -> np.ndarray:
+        out: list[np.ndarray] = []
+        have = 0
+        while have < n:
+            x = lower + (upper - lower) * rng.random((4 * n, case.dim))
+            x = x[rng.random(4 * n) * pmax < density(x)]
+            out.append(x)
+            have += len(x)
+        return np.concatenate(out)[:n]
+
+    return rejection
