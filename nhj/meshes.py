@@ -1,14 +1,21 @@
 """Meshes of trainable space: built-in boxes and gmsh geometries.
 
 ``[mesh]`` in a case is either a built-in interval/rectangle/box, or a gmsh
-``.geo`` file (in ``meshes/`` or next to the case) meshed on demand at size
+``.geo`` file (next to the case or in ``meshes/``) meshed on demand at size
 ``h``: rank 0 runs gmsh in memory and DOLFINx distributes the mesh over the
 ranks. No ``.msh`` file is ever written.
+
+A ``.geo`` file takes its numbers through ONELAB, e.g.
+``DefineConstant[ R = {5, Name "Parameters/R"} ];``: ``mesh.size`` sets
+``Parameters/h`` and each ``mesh.parameters`` entry sets ``Parameters/<name>``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,14 +38,27 @@ from nhj.schema import (
 )
 
 MESH_DIR = Path(__file__).resolve().parents[1] / "meshes"
-TYPES = {"interval": 1, "rectangle": 2, "box": 3, "gmsh": None}
-CELLS = {
+"""Shipped ``.geo`` files, the second place a relative ``mesh.file`` is looked up."""
+
+TYPES: dict[str, int | None] = {"interval": 1, "rectangle": 2, "box": 3, "gmsh": None}
+CELLS: dict[str, dict[str, mesh.CellType]] = {
     "interval": {"interval": mesh.CellType.interval},
-    "rectangle": {"triangle": mesh.CellType.triangle,
-                  "quadrilateral": mesh.CellType.quadrilateral},
+    "rectangle": {
+        "triangle": mesh.CellType.triangle,
+        "quadrilateral": mesh.CellType.quadrilateral,
+    },
     "box": {"tetrahedron": mesh.CellType.tetrahedron, "hexahedron": mesh.CellType.hexahedron},
 }
-S = "mesh"
+DEFAULT_CELL = {"interval": "interval", "rectangle": "triangle", "box": "tetrahedron"}
+SECTION = "mesh"
+# ghost cells across shared facets, so interior-facet integrals see both sides in parallel
+GHOST = mesh.GhostMode.shared_facet
+ONELAB_PREFIX = "Parameters/"
+
+_COMMENTS = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
+_PHYSICAL = re.compile(r"\bPhysical\s+(Point|Curve|Line|Surface|Volume)\b")
+_PHYSICAL_DIM = {"Point": 0, "Curve": 1, "Line": 1, "Surface": 2, "Volume": 3}
+_ONELAB_NAME = re.compile(r'\bName\s+"' + re.escape(ONELAB_PREFIX) + r'(\w+)"')
 
 
 @dataclass(frozen=True)
@@ -46,15 +66,15 @@ class MeshSpec:
     """A validated ``[mesh]`` table.
 
     Attributes:
-        type: interval, rectangle, box or gmsh.
-        lower: Lower corner (built-ins).
-        upper: Upper corner (built-ins).
-        cells: Cells per direction (built-ins).
-        cell: Cell type name (built-ins; default simplices).
-        file: The .geo file (gmsh), absolute.
-        size: Characteristic mesh size h (gmsh).
-        parameters: Values for the .geo's DefineConstant numbers (gmsh).
-        gmsh_dim: Dimension of the gmsh geometry (read from the .geo file).
+        type: ``"interval"``, ``"rectangle"``, ``"box"`` or ``"gmsh"``.
+        lower: Lower corner of a built-in domain, one entry per dimension.
+        upper: Upper corner of a built-in domain, one entry per dimension.
+        cells: Cells per direction of a built-in domain, each >= 1.
+        cell: Cell type name of a built-in domain; None means simplices.
+        file: Absolute path of the ``.geo`` file (gmsh).
+        size: Characteristic mesh size h, passed as ``Parameters/h`` (gmsh).
+        parameters: Overrides of the ``.geo``'s other DefineConstant numbers (gmsh).
+        gmsh_dim: Dimension of the gmsh domain, that of its highest Physical group.
     """
 
     type: str
@@ -68,109 +88,246 @@ class MeshSpec:
     gmsh_dim: int = 2
 
     @classmethod
-    def from_table(cls, t: Mapping[str, Any], base_dir: Path) -> MeshSpec:
-        """Validate [mesh]; relative gmsh files resolve against base_dir, then meshes/."""
-        kind = as_str(require(t, "type", S), join(S, "type"), TYPES)
+    def from_table(cls, table: Mapping[str, Any], base_dir: Path) -> MeshSpec:
+        """Validate a ``[mesh]`` table.
+
+        Args:
+            table: The parsed TOML table.
+            base_dir: Directory of the case file; a relative ``file`` is looked up
+                there first, then in ``meshes/``.
+
+        Returns:
+            The validated specification.
+
+        Raises:
+            CaseError: On the first invalid field, naming it as ``mesh.<field>``.
+        """
+        kind = as_str(require(table, "type", SECTION), join(SECTION, "type"), TYPES)
         if kind == "gmsh":
-            check_keys(t, ("type", "file", "size", "parameters"), S)
-            path = resolve_geo(as_str(require(t, "file", S), join(S, "file")), base_dir)
-            params = as_table(t.get("parameters", {}), join(S, "parameters"))
-            return cls(
-                kind,
-                file=path,
-                size=as_float(require(t, "size", S), join(S, "size"), positive=True),
-                parameters={k: as_float(v, join(S, f"parameters.{k}")) for k, v in params.items()},
-                gmsh_dim=geo_dimension(path),
-            )
-        check_keys(t, ("type", "lower", "upper", "cells", "cell"), S)
+            return cls._gmsh_from_table(table, base_dir)
+        check_keys(table, ("type", "lower", "upper", "cells", "cell"), SECTION)
         dim = TYPES[kind]
-        lower = as_floats(require(t, "lower", S), join(S, "lower"), dim)
-        upper = as_floats(require(t, "upper", S), join(S, "upper"), dim)
+        assert dim is not None
+        lower = as_floats(require(table, "lower", SECTION), join(SECTION, "lower"), dim)
+        upper = as_floats(require(table, "upper", SECTION), join(SECTION, "upper"), dim)
         if any(a >= b for a, b in zip(lower, upper, strict=True)):
-            raise CaseError(join(S, "upper"), f"must exceed mesh.lower in every entry; "
-                            f"got lower={list(lower)}, upper={list(upper)}")
-        cells = require(t, "cells", S)
+            raise CaseError(
+                join(SECTION, "upper"),
+                f"must exceed mesh.lower in every entry; got lower={list(lower)}, "
+                f"upper={list(upper)}",
+            )
+        cells = require(table, "cells", SECTION)
         if not isinstance(cells, list) or len(cells) != dim:
-            raise CaseError(join(S, "cells"), f"must be a list of {dim} integers >= 1")
-        cells = tuple(as_int(c, f"{join(S, 'cells')}[{i}]", lo=1) for i, c in enumerate(cells))
-        cell = t.get("cell")
+            raise CaseError(
+                join(SECTION, "cells"),
+                f"must be a list of {dim} integer(s) >= 1 (one per dimension), got {cells!r}",
+            )
+        counts = tuple(
+            as_int(n, f"{join(SECTION, 'cells')}[{i}]", lo=1) for i, n in enumerate(cells)
+        )
+        cell = table.get("cell")
         if cell is not None:
-            as_str(cell, join(S, "cell"), CELLS[kind])
-        return cls(kind, lower, upper, cells, cell)
+            cell = as_str(cell, join(SECTION, "cell"), CELLS[kind])
+        return cls(kind, lower, upper, counts, cell)
+
+    @classmethod
+    def _gmsh_from_table(cls, table: Mapping[str, Any], base_dir: Path) -> MeshSpec:
+        check_keys(table, ("type", "file", "size", "parameters"), SECTION)
+        path = resolve_geo(as_str(require(table, "file", SECTION), join(SECTION, "file")), base_dir)
+        text = path.read_text(encoding="utf-8", errors="replace")
+        declared = geo_parameters(text)
+        if "h" not in declared:
+            raise CaseError(
+                join(SECTION, "file"),
+                f"{path.name} does not declare the mesh size; add "
+                f'DefineConstant[ h = {{0.1, Name "{ONELAB_PREFIX}h"}} ];',
+            )
+        size = as_float(require(table, "size", SECTION), join(SECTION, "size"), positive=True)
+        extra = as_table(table.get("parameters", {}), join(SECTION, "parameters"))
+        parameters: dict[str, float] = {}
+        for name, value in extra.items():
+            key = join(SECTION, f"parameters.{name}")
+            if name == "h":
+                raise CaseError(key, "set the mesh size with mesh.size instead")
+            if name not in declared:
+                names = ", ".join(sorted(declared - {"h"})) or "none"
+                raise CaseError(key, f"not a parameter of {path.name}; it has: {names}")
+            parameters[name] = as_float(value, key)
+        return cls(
+            "gmsh", file=path, size=size, parameters=parameters, gmsh_dim=geo_dimension(text, path)
+        )
 
     @property
     def dim(self) -> int:
-        """Dimension K of trainable space."""
-        return self.gmsh_dim if self.type == "gmsh" else TYPES[self.type]  # type: ignore[return-value]
+        """Dimension of the domain (and of its geometry), i.e. K."""
+        dim = self.gmsh_dim if self.type == "gmsh" else TYPES[self.type]
+        assert dim is not None
+        return dim
 
 
 def resolve_geo(name: str, base_dir: Path) -> Path:
-    """The .geo file for ``name``: next to the case, then in meshes/, bare names allowed."""
-    candidates = []
+    """Find the ``.geo`` file that ``mesh.file`` names.
+
+    Args:
+        name: An absolute or relative path, or a bare name such as ``"disk"``.
+        base_dir: Directory of the case file, searched before ``meshes/``.
+
+    Returns:
+        The absolute path of an existing ``.geo`` file.
+
+    Raises:
+        CaseError: If no such file exists, or the file found is not a ``.geo``.
+    """
+    given = Path(name).expanduser()
+    names = [given] if given.suffix else [given.with_suffix(".geo"), given]
     for root in (base_dir, MESH_DIR):
-        for n in (name, f"{name}.geo"):
-            candidates.append((root / n).resolve())
-    for c in candidates:
-        if c.is_file() and c.suffix == ".geo":
-            return c
-    shipped = ", ".join(sorted(p.name for p in MESH_DIR.glob("*.geo")))
-    raise CaseError(join(S, "file"), f"file not found: {name!r} (looked next to the case and in "
-                    f"meshes/); give a .geo file, e.g. one of: {shipped}")
+        for n in names:
+            path = (root / n).resolve()
+            if path.is_file():
+                if path.suffix != ".geo":
+                    raise CaseError(
+                        join(SECTION, "file"),
+                        f"{path} is not a .geo file; nhj meshes gmsh geometries on demand "
+                        "(no .msh input)",
+                    )
+                return path
+    shipped = ", ".join(sorted(p.stem for p in MESH_DIR.glob("*.geo")))
+    raise CaseError(
+        join(SECTION, "file"),
+        f"file not found: {(base_dir / names[0]).resolve()}; give a .geo file (relative to "
+        f"the case file or meshes/), e.g. one of meshes/: {shipped}",
+    )
 
 
-def geo_dimension(path: Path) -> int:
-    """The highest dimension with a Physical group in a .geo file (2 or 3)."""
-    text = path.read_text(encoding="utf-8", errors="replace")
-    return 3 if "Physical Volume" in text else 2
+def geo_parameters(text: str) -> set[str]:
+    """Names ``x`` of the ``Name "Parameters/x"`` numbers a ``.geo`` text declares."""
+    return set(_ONELAB_NAME.findall(_COMMENTS.sub("", text)))
+
+
+def geo_dimension(text: str, path: Path) -> int:
+    """Dimension of the highest Physical group in a ``.geo`` text.
+
+    model_to_mesh builds the mesh from the cells of that dimension, so it is
+    both the topological and the geometric dimension of the result.
+
+    Raises:
+        CaseError: If the file has no Physical group of dimension >= 1.
+    """
+    dims = [_PHYSICAL_DIM[kind] for kind in _PHYSICAL.findall(_COMMENTS.sub("", text))]
+    if not dims or max(dims) == 0:
+        raise CaseError(
+            join(SECTION, "file"),
+            f"{path.name} has no Physical Curve/Surface/Volume; DOLFINx meshes only "
+            "the cells of physical groups",
+        )
+    return max(dims)
 
 
 def build_mesh(spec: MeshSpec, comm: MPI.Comm) -> mesh.Mesh:
-    """Create the (distributed) mesh of ``spec``."""
+    """Create the mesh of ``spec``, distributed over ``comm``.
+
+    Args:
+        spec: A validated mesh specification.
+        comm: The communicator; gmsh runs on its rank 0 only.
+
+    Returns:
+        A mesh whose geometric dimension equals its topological dimension.
+
+    Raises:
+        CaseError: If gmsh cannot read or mesh the ``.geo`` file.
+    """
     if spec.type == "gmsh":
         return _gmsh_mesh(spec, comm)
-    ghost = mesh.GhostMode.shared_facet
     if spec.type == "interval":
-        return mesh.create_interval(comm, spec.cells[0], [spec.lower[0], spec.upper[0]],
-                                    ghost_mode=ghost)
-    default = "triangle" if spec.type == "rectangle" else "tetrahedron"
-    ct = CELLS[spec.type][spec.cell or default]
+        return mesh.create_interval(
+            comm, spec.cells[0], [spec.lower[0], spec.upper[0]], ghost_mode=GHOST
+        )
+    cell_type = CELLS[spec.type][spec.cell or DEFAULT_CELL[spec.type]]
     create = mesh.create_rectangle if spec.type == "rectangle" else mesh.create_box
-    return create(comm, [np.array(spec.lower), np.array(spec.upper)], list(spec.cells),
-                  cell_type=ct, ghost_mode=ghost)
+    corners = [np.array(spec.lower), np.array(spec.upper)]
+    return create(comm, corners, list(spec.cells), cell_type=cell_type, ghost_mode=GHOST)
+
+
+@contextmanager
+def _gmsh_session() -> Iterator[Any]:
+    """A quiet, empty gmsh session; finalized afterwards if this call started it."""
+    import gmsh
+
+    # a caller's own gmsh session is reused (initialize() twice is an error) and left open
+    started = not gmsh.isInitialized()
+    if started:
+        # no ~/.gmshrc, so meshes do not depend on the user; no SIGINT handler of gmsh's own
+        gmsh.initialize(readConfigFiles=False, interruptible=False)
+    gmsh.option.setNumber("General.Terminal", 0)
+    try:
+        # clear() also forgets .geo variables, which DefineConstant would otherwise keep
+        gmsh.clear()
+        _clear_parameters(gmsh)
+        yield gmsh
+    finally:
+        if started:
+            gmsh.finalize()
+        else:
+            gmsh.clear()
+            _clear_parameters(gmsh)
+
+
+def _clear_parameters(gmsh: Any) -> None:
+    # ONELAB values outlive gmsh.clear(), and a stale one would override a .geo's default
+    for name in gmsh.onelab.getNames(re.escape(ONELAB_PREFIX) + ".*"):
+        gmsh.onelab.clear(name)
+
+
+def _flush_parser(gmsh: Any) -> None:
+    """Drop the token that a failed ``.geo`` parse leaves in gmsh's parser.
+
+    gmsh aborts a parse by throwing, which skips the parser's own flush; the next
+    ``.geo`` (even in a new session: the parser state is static) would then fail with
+    "line 0: syntax error". A throwaway parse consumes the stale token.
+    """
+    with tempfile.TemporaryDirectory(prefix="nhj-gmsh-") as tmp:
+        path = Path(tmp) / "flush.geo"
+        path.write_text("nhj_flush = 0;\n", encoding="utf-8")
+        for _ in range(3):
+            try:
+                gmsh.merge(str(path))
+                return
+            except Exception:  # the stale token makes this parse fail; the next one is clean
+                continue
 
 
 def _gmsh_mesh(spec: MeshSpec, comm: MPI.Comm) -> mesh.Mesh:
-    import gmsh
     from dolfinx.io import gmsh as gmshio
 
-    error = None
-    if comm.rank == 0:
-        if not gmsh.isInitialized():
-            gmsh.initialize(interruptible=False)
-        gmsh.option.setNumber("General.Terminal", 0)
-        gmsh.clear()
-        try:
-            numbers = {"h": float(spec.size), **spec.parameters}  # type: ignore[arg-type]
-            for k, v in numbers.items():
-                gmsh.onelab.setNumber(f"Parameters/{k}", [v])
-            gmsh.open(str(spec.file))
-            gmsh.model.mesh.generate(spec.gmsh_dim)
-        except Exception as e:  # gmsh raises plain Exception with its own message
-            error = f"gmsh failed on {spec.file}: {e}".replace("\n", " ")
-    error = comm.bcast(error, root=0)
-    if error is not None:
+    assert spec.file is not None and spec.size is not None
+    with _gmsh_session() if comm.rank == 0 else nullcontext() as gmsh:
+        error = None
         if comm.rank == 0:
-            gmsh.finalize()
-        raise CaseError(join(S, "file"), error)
-    data = gmshio.model_to_mesh(gmsh.model if comm.rank == 0 else None, comm, 0,
-                                gdim=spec.gmsh_dim)
-    if comm.rank == 0:
-        gmsh.finalize()
-    return data.mesh
+            try:
+                for name, value in {"h": spec.size, **spec.parameters}.items():
+                    gmsh.onelab.setNumber(ONELAB_PREFIX + name, [float(value)])
+                gmsh.merge(str(spec.file))
+                gmsh.model.mesh.generate(spec.gmsh_dim)
+            except Exception as e:  # gmsh raises bare Exception carrying its log message
+                error = " ".join(f"gmsh failed on {spec.file}: {e}".split())
+                _flush_parser(gmsh)
+        # every rank must raise together, or the others would hang in model_to_mesh
+        error = comm.bcast(error, root=0)
+        if error is not None:
+            raise CaseError(join(SECTION, "file"), error)
+        model = gmsh.model if comm.rank == 0 else None
+        # model_to_mesh would not ghost; match the built-in meshes
+        partitioner = mesh.create_cell_partitioner(GHOST, 2)
+        return gmshio.model_to_mesh(
+            model, comm, 0, gdim=spec.gmsh_dim, partitioner=partitioner
+        ).mesh
 
 
 def boundary_facets(msh: mesh.Mesh) -> np.ndarray:
-    """Local indices of the exterior facets (creates the needed connectivity)."""
+    """Exterior facets of ``msh`` owned by this rank (local indices).
+
+    Collective: call it on every rank. Creates the facet-to-cell connectivity it needs.
+    """
     tdim = msh.topology.dim
     msh.topology.create_connectivity(tdim - 1, tdim)
     return mesh.exterior_facet_indices(msh.topology)
