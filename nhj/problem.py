@@ -115,6 +115,14 @@ def tensor_ufl(entries: Any, msh: Any) -> Any:
                           for row in entries])
 
 
+def sqrt_det_at(case: Case, x: np.ndarray) -> np.ndarray | float:
+    """√g at points x (shape (3, n), as dolfinx interpolation passes them)."""
+    if case.metric.entries is None:
+        return 1.0
+    G = tensor_at(case.metric.entries, x[: case.dim].T)
+    return np.sqrt(np.linalg.det(G))
+
+
 def make_metric(spec: MetricSpec, msh: Any) -> Metric:
     """The metric of the case, checked symmetric positive definite at the mesh points."""
     if spec.entries is None:
@@ -273,10 +281,11 @@ def build_fokker_planck(case: Case, msh: Any, metric: Metric) -> Problem:
     init = case.initial
     exact = None
     if init.kind == "gaussian":
-        ou = OrnsteinUhlenbeck(init.center, init.width, (1.0,) * case.dim,
-                               np.eye(case.dim), par.gamma)
-        C = ou.coefficients(0.0)
-        u0.interpolate(lambda x: ou.density(x, C, backends.NUMPY))
+        # q is normally distributed: its coordinate density is N, so p = N/√g
+        normal = OrnsteinUhlenbeck(init.center, init.width, (1.0,) * case.dim,
+                                   np.eye(case.dim), par.gamma)
+        C = normal.coefficients(0.0)
+        u0.interpolate(lambda x: normal.density(x, C, backends.NUMPY) / sqrt_det_at(case, x))
         if (case.potential.curvature is not None and case.metric.entries is None
                 and case.output.exact and (case.noise.kappa is None
                                            or all(isinstance(e, float) for r in case.noise.kappa

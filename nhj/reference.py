@@ -108,7 +108,7 @@ class LangevinComparison:
         self.cell_mass = fem.form(metric.volume(p * ufl.TestFunction(DG0)))
         tdim = msh.topology.dim
         n_owned = msh.topology.index_map(tdim).size_local
-        mid = np.mean(msh.geometry.x[msh.geometry.dofmap[:n_owned]], axis=1)[:, : case.dim]
+        mid = np.mean(msh.geometry.x[msh.geometry.dofmaps[0][:n_owned]], axis=1)[:, : case.dim]
         self.bin_of_cell = tuple(
             np.clip(np.searchsorted(e, mid[:, i], side="right") - 1, 0, len(e) - 2)
             for i, e in enumerate(self.edges))

@@ -68,6 +68,13 @@ SMALL: dict[str, dict[str, Any]] = {
     "disk_2d": {"mesh": {"size": 0.6}, "discretisation": {"t_end": 0.2, "dt": 0.02}},
     "double_slit_2d": {"mesh": {"size": 0.5}, "discretisation": {"t_end": 0.2, "dt": 0.02,
                                                                  "degree": 1}},
+    "fp_ou_1d": {"mesh": {"cells": [100]}, "discretisation": {"t_end": 0.2, "dt": 0.01}},
+    "fp_double_well_2d": {"mesh": {"cells": [16, 16]}, "discretisation": {"t_end": 0.2,
+                                                                          "dt": 0.05}},
+    "fp_vs_langevin_anisotropic_2d": {"mesh": {"cells": [32, 32]},
+                                      "discretisation": {"t_end": 0.2, "dt": 0.02,
+                                                         "degree": 2},
+                                      "langevin": {"particles": 20000}},
 }
 
 

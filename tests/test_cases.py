@@ -29,10 +29,13 @@ def test_case_runs(name: str, tmp_dir, comm) -> None:
     assert s["status"] == "completed"
     assert s["ranks"] == comm.size
     assert s["mass_drift"] < 1e-10
-    assert s["energy_drift"] < 1e-8
+    if "energy_drift" in s:
+        assert s["energy_drift"] < 1e-8
     assert abs(s["t_final"] - 0.2 if name != "free_packet_1d" else s["t_final"] - 0.5) < 1e-12
     if s["error_l2"] is not None:
         assert s["error_l2"] < 0.1
+    if "langevin_l1" in s:
+        assert s["langevin_l1"] < s["langevin_l1_tolerance"]
     for f in ("case.toml", "diagnostics.csv", "final.vtu"):
         assert (out / f).is_file()
     assert (out / "fields.bp").is_dir()
