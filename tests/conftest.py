@@ -1,4 +1,8 @@
-"""Shared fixtures; the suite runs serially and under `mpirun -n 2 python -m mpi4py -m pytest -m mpi`."""
+"""Shared fixtures and hooks.
+
+The suite runs serially (``python -m pytest tests``) and, for the tests marked ``mpi``, under
+``mpirun -n 2 python -m mpi4py -m pytest tests -m mpi`` (see scripts/test).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +15,13 @@ from pathlib import Path
 
 os.environ.setdefault("PYVISTA_OFF_SCREEN", "true")
 
-import nhj  # noqa: E402,F401  (imports dolfinx_solver before dolfinx/petsc4py)
+# isort: off
+import nhj  # noqa: E402,F401  (first: imports dolfinx_solver before dolfinx/petsc4py/mpi4py)
 
 from mpi4py import MPI  # noqa: E402
 
 import pytest  # noqa: E402
+# isort: on
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # shared helpers in tests/
@@ -28,6 +34,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if "skip_in_parallel" in item.keywords:
                 item.add_marker(skip)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[pytest.TestReport]:
+    """On several ranks, a failure on one rank aborts the whole MPI job.
+
+    Otherwise the other ranks would wait forever in the next collective (a hang, not a red
+    test). The failure is printed first; the serial pass reports every failure in full.
+    """
+    report = yield
+    comm = MPI.COMM_WORLD
+    if comm.size > 1 and report.failed:
+        sys.stderr.write(
+            f"\n[rank {comm.rank}/{comm.size}] FAILED {item.nodeid} ({report.when}); "
+            f"aborting the MPI job\n{report.longreprtext}\n"
+        )
+        sys.stderr.flush()
+        sys.stdout.flush()
+        comm.Abort(1)
+    return report
 
 
 @pytest.fixture
