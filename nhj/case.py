@@ -32,7 +32,7 @@ from nhj.schema import (
 )
 from nhj.timeschemes import SCHEMES
 
-EQUATIONS = ("schrodinger", "fokker_planck")
+EQUATIONS = ("schrodinger", "fokker_planck", "langevin")
 PARAMETER_NAMES = ("gamma", "beta", "hbar", "m")
 
 
@@ -427,7 +427,8 @@ class Case:
             solver=SolverSpec.from_table(section("solver")),
             noise=NoiseSpec.from_table(section("noise"), dim),
             boundary=BoundarySpec.from_table(section("boundary")),
-            langevin=LangevinSpec.from_table(section("langevin"), dim) if "langevin" in d else None,
+            langevin=LangevinSpec.from_table(section("langevin"), dim)
+            if "langevin" in d or equation == "langevin" else None,
         )
         check_equation(case)
         return case
@@ -435,17 +436,17 @@ class Case:
 
 def check_equation(case: Case) -> None:
     """Cross-section rules that depend on the equation."""
-    if case.equation == "fokker_planck":
+    if case.equation in ("fokker_planck", "langevin"):
         pot = case.potential
         if not pot.has_loss:
             bad = "V" if pot.V is not None else "omega" if pot.omega is not None else "loss"
-            raise CaseError(f"potential.{bad}", "fokker_planck needs the average loss: give "
+            raise CaseError(f"potential.{bad}", f"{case.equation} needs the average loss: give "
                             "potential.loss (an expression) or potential.curvature")
         if case.initial.kind == "coherent" or any(case.initial.momentum):
-            raise CaseError("initial.kind", "fokker_planck takes a density: kind = 'gaussian' "
-                            "(center, width) or 'expression' (p)")
+            raise CaseError("initial.kind", f"{case.equation} takes a density: kind = "
+                            "'gaussian' (center, width) or 'expression' (p)")
     elif case.langevin is not None:
-        raise CaseError("langevin", "a Langevin reference needs equation = 'fokker_planck'")
+        raise CaseError("langevin", "particles need equation = 'fokker_planck' or 'langevin'")
     if case.langevin is not None and case.mesh.type == "gmsh":
         raise CaseError("langevin", "particles need a box domain (interval, rectangle or box mesh)")
 

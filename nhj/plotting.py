@@ -27,25 +27,33 @@ def read_diagnostics(path: Path) -> dict[str, np.ndarray]:
 
 
 def plot_diagnostics(result: Path) -> Path:
-    """Mass/energy drift and error vs t."""
+    """Drifts of the conserved quantities and the error/distance columns vs t."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     d = read_diagnostics(result / "diagnostics.csv")
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.5), constrained_layout=True)
-    for ax, key in zip(axes[:2], ("mass", "energy"), strict=True):
+    drifts = [k for k in ("mass", "energy") if k in d]
+    errors = [k for k in ("error_l2", "gibbs_l1", "langevin_l1", "rel_entropy")
+              if k in d and np.isfinite(d[k]).any()]
+    panels = len(drifts) + 1
+    fig, axes = plt.subplots(1, panels, figsize=(4 * panels, 3.5), constrained_layout=True)
+    for ax, key in zip(axes, drifts, strict=False):
         rel = np.abs(d[key] - d[key][0]) / max(abs(d[key][0]), 1e-300)
         ax.semilogy(d["t"], np.maximum(rel, 1e-17), "o-", ms=3)
         ax.set(xlabel="t", title=f"relative {key} drift")
-    err = d.get("error_l2")
-    if err is not None and np.isfinite(err).any():
-        axes[2].semilogy(d["t"], err, "o-", ms=3)
-        axes[2].set(xlabel="t", title="relative L2 error vs exact")
+    ax = axes[-1]
+    for key in errors:
+        ax.semilogy(d["t"], np.abs(d[key]), "o-", ms=3, label=key)
+    if "langevin_l1_tolerance" in d:
+        ax.semilogy(d["t"], d["langevin_l1_tolerance"], "k--", label="langevin_l1 bound")
+    if errors:
+        ax.set(xlabel="t", title="errors and distances")
+        ax.legend()
     else:
-        axes[2].text(0.5, 0.5, "no exact solution", ha="center", va="center")
-        axes[2].set_axis_off()
+        ax.text(0.5, 0.5, "no exact solution or reference", ha="center", va="center")
+        ax.set_axis_off()
     out = result / "diagnostics.png"
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -67,8 +75,10 @@ def plot_fields(result: Path) -> Path:
         import matplotlib.pyplot as plt
 
         order = np.argsort(grid.points[:, 0])
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), constrained_layout=True)
-        for ax, name in zip(axes, ("p", "S"), strict=True):
+        names = [n for n in ("p", "S") if n in grid.point_data]
+        fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.5),
+                                 constrained_layout=True, squeeze=False)
+        for ax, name in zip(axes[0], names, strict=True):
             ax.plot(grid.points[order, 0], grid.point_data[name][order])
             ax.set(xlabel="x0", title=name)
         fig.savefig(out, dpi=110)
@@ -76,9 +86,13 @@ def plot_fields(result: Path) -> Path:
         return out
     _quiet_vtk()
     # S = ħ arg ψ is noise where ψ ≈ 0: show it only where p carries information
-    support = grid.threshold(1e-4 * float(np.max(grid.point_data["p"])), scalars="p")
-    plotter = pyvista.Plotter(shape=(1, 2), off_screen=True, window_size=(1400, 650))
-    for k, (name, data) in enumerate((("p", grid), ("S", support))):
+    panels = [("p", grid)]
+    if "S" in grid.point_data:
+        support = grid.threshold(1e-4 * float(np.max(grid.point_data["p"])), scalars="p")
+        panels.append(("S", support))
+    plotter = pyvista.Plotter(shape=(1, len(panels)), off_screen=True,
+                              window_size=(700 * len(panels), 650))
+    for k, (name, data) in enumerate(panels):
         plotter.subplot(0, k)
         if k:
             plotter.add_mesh(grid.outline(), color="gray")

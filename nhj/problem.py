@@ -52,6 +52,8 @@ class Problem:
         monitors: Further diagnostics per output step (each has ``columns``
             and returns a dict of them when called with t).
         info: Static facts for the summary.
+        stepper: A ready stepper (particles); None means a finite-element
+            TimeStepper over ``semidiscrete``.
     """
 
     case: Case
@@ -61,11 +63,12 @@ class Problem:
     u0: Any
     bcs: list[Any]
     equation: Any
-    semidiscrete: SemiDiscrete
+    semidiscrete: SemiDiscrete | None
     fields: dict[str, Any]
     conserved: tuple[str, ...]
     monitors: list[Any] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    stepper: Any = None
 
     @property
     def dofs(self) -> int:
@@ -315,9 +318,40 @@ def build_fokker_planck(case: Case, msh: Any, metric: Metric) -> Problem:
                    info={"alpha": case.noise.alpha})
 
 
+def build_langevin(case: Case, msh: Any, metric: Metric) -> Problem:
+    """Particles of (2.5) alone: moments with standard errors and a histogram density."""
+    from nhj.reference import (
+        HistogramDensity,
+        LangevinComparison,
+        ParticleMoments,
+        ParticleStepper,
+    )
+
+    space = fem.functionspace(msh, ("DG", 0))
+    density = fem.Function(space, name="p")
+    probe = fem.Function(fem.functionspace(msh, ("Lagrange", 1)))  # bins need a p to compare
+    comparison = LangevinComparison(case, probe, metric)
+    mid = np.mean(msh.geometry.x[msh.geometry.dofmaps[0]], axis=1)
+    sqrt_g = np.broadcast_to(sqrt_det_at(case, mid.T), (len(mid),)).astype(float)
+    update = HistogramDensity(comparison, density, sqrt_g)
+    update()
+    ensemble = comparison.ensemble
+    spec = case.langevin
+    assert spec is not None  # the case schema gives langevin runs a [langevin] section
+    disc = case.discretisation
+    stepper = ParticleStepper(ensemble, disc.dt_used, spec.dt or disc.dt_used / 4, update)
+    return Problem(case, msh, metric, space, density, [], ensemble.model, None,
+                   fields={"p": density}, conserved=("mass",),
+                   monitors=[ParticleMoments(ensemble, case.dim)],
+                   info={"alpha": case.noise.alpha, "particles": spec.particles,
+                         "seed": spec.seed},
+                   stepper=stepper)
+
+
 BUILDERS: dict[str, Callable[[Case, Any, Metric], Problem]] = {
     "schrodinger": build_schrodinger,
     "fokker_planck": build_fokker_planck,
+    "langevin": build_langevin,
 }
 
 

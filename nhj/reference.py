@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from mpi4py import MPI
+
 import numpy as np
 import ufl
 from dolfinx import fem, la
@@ -171,3 +173,65 @@ def sampler(case: Case, p: fem.Function) -> Any:
         return np.concatenate(out)[:n]
 
     return rejection
+
+
+class ParticleStepper:
+    """Advance the ensemble by one output-grid step dt (many Euler–Maruyama steps)."""
+
+    def __init__(self, ensemble: Ensemble, dt: float, dt_particles: float,
+                 after: Any = None) -> None:
+        self.ensemble, self.dt, self.dt_particles, self.after = ensemble, dt, dt_particles, after
+        self.t, self.steps = 0.0, 0
+
+    def advance(self) -> None:
+        """One step of size dt."""
+        self.steps += 1
+        self.t = self.steps * self.dt
+        self.ensemble.advance(self.t, self.dt_particles)
+        if self.after is not None:
+            self.after()
+
+
+class ParticleMoments:
+    """Surviving mass, ⟨L̄⟩ and the mean of each coordinate, with standard errors."""
+
+    def __init__(self, ensemble: Ensemble, dim: int) -> None:
+        self.ensemble = ensemble
+        self.columns = ("mass", "mean_loss", "mean_loss_se",
+                        *(c for i in range(dim) for c in (f"mean_{i}", f"mean_{i}_se", f"var_{i}")))
+
+    def __call__(self, t: float) -> dict[str, float]:
+        """Moments over all ranks (collective)."""
+        e = self.ensemble
+        m = e.moments()
+        x = e.x[e.alive]
+        L = e.model.loss(x) if len(x) else np.zeros(0)
+        n = m["n"]
+        sL = e.comm.allreduce(float(L.sum()), op=MPI.SUM)
+        sL2 = e.comm.allreduce(float((L**2).sum()), op=MPI.SUM)
+        meanL = sL / n
+        out = {"mass": n / e.n, "mean_loss": meanL,
+               "mean_loss_se": float(np.sqrt(max(sL2 / n - meanL**2, 0.0) / n))}
+        for i in range(len(m["mean"])):
+            out[f"mean_{i}"] = float(m["mean"][i])
+            out[f"mean_{i}_se"] = float(m["mean_se"][i])
+            out[f"var_{i}"] = float(m["cov"][i, i])
+        return out
+
+
+class HistogramDensity:
+    """The particle density on the mesh: per cell, count/(N · bin volume · √g) of its bin."""
+
+    def __init__(self, comparison: LangevinComparison, density: fem.Function,
+                 sqrt_g: np.ndarray) -> None:
+        self.c, self.density, self.sqrt_g = comparison, density, sqrt_g
+        widths = [e[1] - e[0] for e in comparison.edges]
+        self.bin_volume = float(np.prod(widths))
+
+    def __call__(self) -> None:
+        """Refresh the DG0 density from the current particles (collective)."""
+        counts = self.c.ensemble.histogram(self.c.edges)
+        per_cell = counts[self.c.bin_of_cell] / (self.c.ensemble.n * self.bin_volume)
+        n = self.c.n_owned
+        self.density.x.array[:n] = per_cell / self.sqrt_g[:n]
+        self.density.x.scatter_forward()

@@ -102,28 +102,29 @@ def run_case(case: Case, out: Path, comm: MPI.Comm = MPI.COMM_WORLD,
     result.write_json("summary.json", summary)
 
     sd = problem.semidiscrete
-    functionals = Functionals(u, sd.functionals)
+    functionals = Functionals(u, sd.functionals if sd is not None else {})
     first: dict[str, float] = {}
     drift = {k: 0.0 for k in problem.conserved}
 
     def diagnostics(t: float) -> dict[str, Any]:
         vals: dict[str, Any] = functionals()
+        for monitor in problem.monitors:
+            vals.update(monitor(t))
         for k in drift:
             first.setdefault(k, vals[k])
             scale = abs(first[k]) if first[k] != 0 else 1.0
             drift[k] = max(drift[k], abs(vals[k] - first[k]) / scale)
-        for monitor in problem.monitors:
-            vals.update(monitor(t))
         return vals
 
-    columns = [*sd.functionals, *(c for m in problem.monitors for c in m.columns)]
+    columns = [*functionals.forms, *(c for m in problem.monitors for c in m.columns)]
     every = case.output.every or default_every(steps)
     handlers: list[Any] = [DiagnosticsCSV(result, columns, diagnostics, every)]
     fields = Fields(problem)
     if case.output.fields:
         handlers.append(VTXFields(result, fields.functions, fields.update,
                                   case.output.fields_every or every))
-    stepper = TimeStepper(sd, disc.scheme, u, dt, problem.bcs, case.solver.petsc_options)
+    stepper = problem.stepper or TimeStepper(sd, disc.scheme, u, dt, problem.bcs,
+                                             case.solver.petsc_options)
     log.info("%s: %s, %d dofs on %d rank(s), %d steps of dt=%g (%s)", case.name, case.equation,
              problem.dofs, comm.size, steps, dt, disc.scheme)
     for h in handlers:

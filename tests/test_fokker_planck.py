@@ -230,3 +230,40 @@ def test_fp_bad_input(label: str, tmp_path, capsys) -> None:
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
     assert not out.exists()
+
+
+def test_fp_matches_langevin_with_varying_metric(tmp_dir, comm) -> None:
+    """Position-dependent g (α = 1, so D ∝ g⁻¹ varies): the Itô drift correction makes the
+    particles follow (2.7); χ² p > 1e-3 and L1 below its bound at every output."""
+    d = merged(ANISO, {"noise": {"alpha": 1.0, "kappa": None},
+                       "metric": {"g": [["1 + 0.5*x0**2", 0.0], [0.0, "1 + 0.3*x1**2"]]},
+                       "parameters": {"gamma": 1.0, "beta": 1.0},
+                       "potential": {"loss": "0.5*x0**2 + 0.5*(x1 - 0.3)**2"},
+                       "initial": {"center": [1.2, -0.5]},
+                       "langevin": {"particles": 40000, "dt": 0.005},
+                       "discretisation": {"t_end": 0.4}})
+    s, rows = run(d, tmp_dir, comm)
+    for r in rows[1:]:
+        assert float(r["langevin_chi2_p"]) > 1e-3, r
+        assert float(r["langevin_l1"]) < float(r["langevin_l1_tolerance"]), r
+
+
+def test_langevin_alone_matches_ou_moments(tmp_dir, comm) -> None:
+    """equation = "langevin": particle means/variances equal the exact OU moments within
+    4 standard errors (mean) and 3 % (variance); mass is kept by reflecting walls."""
+    from nhj.exact import OrnsteinUhlenbeck
+
+    kappa = [[2.0, 0.8], [0.8, 0.6]]
+    d = merged(ANISO, {"equation": "langevin", "potential": {"loss": None, "curvature": [1.0, 2.0]},
+                       "langevin": {"particles": 50000}, "mesh": {"cells": [16, 16]},
+                       "discretisation": {"degree": 1, "t_end": 0.5, "dt": 0.05},
+                       "output": {"every": 5}})
+    s, rows = run(d, tmp_dir, comm)
+    assert s["status"] == "completed" and s["equation"] == "langevin"
+    assert s["mass"] == 1.0 and s["particles"] == 50000
+    ou = OrnsteinUhlenbeck((-1.0, 0.8), (0.4, 0.3), (1.0, 2.0), np.array(kappa), 0.5)
+    for r in rows[1:]:
+        m, C = ou.moments(float(r["t"]))
+        for i in range(2):
+            assert abs(float(r[f"mean_{i}"]) - m[i]) < 4 * float(r[f"mean_{i}_se"]), (r, m)
+            assert abs(float(r[f"var_{i}"]) / C[i, i] - 1) < 0.03, (r, C)
