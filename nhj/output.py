@@ -50,11 +50,12 @@ class ResultDir:
         self.comm.barrier()
 
     def write_json(self, name: str, data: dict[str, Any]) -> None:
-        """Write ``name`` atomically from rank 0 (a reader never sees half a file)."""
+        """Write ``name`` atomically from rank 0 (collective: every rank returns after it exists)."""
         if self.root:
             tmp = self.path / f".{name}.tmp"
             tmp.write_text(json.dumps(data, indent=2, default=_jsonable) + "\n", encoding="utf-8")
             tmp.replace(self.path / name)
+        self.comm.barrier()
 
 
 def _jsonable(x: Any) -> Any:

@@ -151,6 +151,8 @@ def run_case(case: Case, out: Path, comm: MPI.Comm = MPI.COMM_WORLD,
     finally:
         for h in handlers:
             h.close()
+        if hasattr(stepper, "close"):
+            stepper.close()
     fields.update()
     write_gathered_vtu(result.path / "final.vtu", fields.functions)
     last_row = handlers[0].rows[-1]

@@ -40,12 +40,24 @@ class TimeStepper:
         self.history = [fem.Function(space) for _ in range(self.scheme.steps)]
         self._next = fem.Function(space)
         w, v = ufl.TrialFunction(space), ufl.TestFunction(space)
-        self._problems = {}
-        for s in {self.scheme.name, self.scheme.startup} - {None}:
+        self._problems: dict[str, ConstantMatrixProblem] = {}
+        # A list, not a set: PETSc objects must be created (and destroyed) in the same
+        # order on every rank, and set order follows the per-process string hash seed.
+        names = [n for n in (self.scheme.startup, self.scheme.name) if n is not None]
+        for s in names:
             F = get_scheme(s).residual(eq, w, self.history, v, self.dt)  # type: ignore[arg-type]
             self._problems[s] = ConstantMatrixProblem(
                 F, self._next, bcs, f"{prefix}{s}_", petsc_options
             )
+
+    def close(self) -> None:
+        """Destroy the solvers now, in the same order on every rank (collective).
+
+        Left to the garbage collector, MUMPS objects may be destroyed in a
+        different order on different ranks, which deadlocks.
+        """
+        for name in list(self._problems):
+            del self._problems[name]
 
     def advance(self) -> None:
         """Take one step of size dt."""
