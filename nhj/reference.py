@@ -26,18 +26,11 @@ from nhj.schema import CaseError
 TARGET_BINS = {1: 40, 2: 16, 3: 8}
 
 
-def _field(entries: Any, dim: int) -> Any:
-    names = coordinate_names(dim)
+def _field(entries: Any) -> Any:
+    """A case tensor as a numpy function of points (n, K) -> (n, K, K)."""
+    from nhj.problem import tensor_at
 
-    def values(x: np.ndarray) -> np.ndarray:
-        env = {n: x[:, i] for i, n in enumerate(names)}
-        T = np.empty((len(x), dim, dim))
-        for i, row in enumerate(entries):
-            for j, e in enumerate(row):
-                T[:, i, j] = e if isinstance(e, float) else to_numpy(e, env)
-        return T
-
-    return values
+    return lambda x: tensor_at(entries, x)
 
 
 def langevin_model(case: Case) -> LangevinModel:
@@ -55,9 +48,9 @@ def langevin_model(case: Case) -> LangevinModel:
         env = {n: x[:, i] for i, n in enumerate(names)}
         return np.broadcast_to(to_numpy(pot.loss, {**env, **par.values()}), len(x))
 
-    metric = None if case.metric.entries is None else _field(case.metric.entries, dim)
+    metric = None if case.metric.entries is None else _field(case.metric.entries)
     if case.noise.kappa is not None:
-        kappa = _field(case.noise.kappa, dim)
+        kappa = _field(case.noise.kappa)
     else:
         power = 1.0 / case.noise.alpha
 
