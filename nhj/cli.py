@@ -95,7 +95,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging(args.quiet, args.log_all_ranks)
     if args.command == "plot":
+        from mpi4py import MPI
+
         from nhj.plotting import plot_result
+
+        if MPI.COMM_WORLD.rank != 0:  # plotting is serial; under mpirun rank 0 does it alone
+            return EXIT_OK
 
         try:
             for path in plot_result(args.result):
