@@ -109,8 +109,9 @@ if sys.prefix != sys.base_prefix: print("\n".join(site.getsitepackages()))')" ||
     else
         echo "nhj: installing nhj$extra into .venv (DOLFINx, PETSc, MPICH, pyvista, gmsh wheels; a few minutes the first time)" >&2
     fi
-    "$NHJ_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2 || return 1
-    "$NHJ_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$NHJ_ROOT$extra" >&2 \
+    # -qq: errors only (pip warnings, e.g. about a machine-wide pip.conf, would bury the output)
+    "$NHJ_VENV/bin/python" -m pip install -qq --disable-pip-version-check --upgrade pip >&2 || return 1
+    "$NHJ_VENV/bin/python" -m pip install -qq --disable-pip-version-check -e "$NHJ_ROOT$extra" >&2 \
         || return 1
     if [ "$mode" = system-dolfinx ] && ! "$NHJ_VENV/bin/python" -c 'import dolfinx' >/dev/null 2>&1; then
         echo "nhj: NHJ_NO_DOLFINX_WHEEL is set but .venv cannot import dolfinx" >&2
