@@ -32,7 +32,8 @@ from nhj.schema import (
 )
 from nhj.timeschemes import SCHEMES
 
-EQUATIONS = ("schrodinger", "fokker_planck", "langevin")
+EQUATIONS = ("schrodinger", "madelung", "neural_hj", "fokker_planck", "langevin")
+HYDRODYNAMIC = ("madelung", "neural_hj")
 PARAMETER_NAMES = ("gamma", "beta", "hbar", "m")
 
 
@@ -92,13 +93,13 @@ class Discretisation:
     t_end: float = 1.0
 
     @classmethod
-    def from_table(cls, t: Mapping[str, Any]) -> Discretisation:
-        """Validate [discretisation]."""
+    def from_table(cls, t: Mapping[str, Any], scheme: str = "crank_nicolson") -> Discretisation:
+        """Validate [discretisation]; ``scheme`` is the equation's default."""
         s = "discretisation"
         check_keys(t, ("degree", "scheme", "dt", "t_end"), s)
         d = cls(
             degree=as_int(t.get("degree", 1), join(s, "degree"), lo=1, hi=4),
-            scheme=as_str(t.get("scheme", "crank_nicolson"), join(s, "scheme"), SCHEMES),
+            scheme=as_str(t.get("scheme", scheme), join(s, "scheme"), SCHEMES),
             dt=as_float(require(t, "dt", s), join(s, "dt"), positive=True),
             t_end=as_float(require(t, "t_end", s), join(s, "t_end"), positive=True),
         )
@@ -368,9 +369,67 @@ class SolverSpec:
         return cls(dict(opts))
 
 
+@dataclass(frozen=True)
+class VacuumSpec:
+    """Phase diffusion where p is negligible (madelung, neural_hj).
+
+    Attributes:
+        nu: ν₀ ≥ 0, relative: the coefficient of ν_h ∫∇S·∇v is ν₀ max √p₀ ℓ² (h/ℓ)^{k+1}
+            (h the largest cell, ℓ the domain diameter, k the degree), so it vanishes
+            under refinement at the order of the discretisation. 0 switches it off
+            (the run then fails where p underflows).
+    """
+
+    nu: float = 0.05
+
+    @classmethod
+    def from_table(cls, t: Mapping[str, Any]) -> VacuumSpec:
+        """Validate [vacuum]."""
+        check_keys(t, ("nu",), "vacuum")
+        return cls(nu=as_float(t.get("nu", cls.nu), "vacuum.nu", lo=0.0))
+
+
+@dataclass(frozen=True)
+class NonlinearSpec:
+    """Newton and adaptive sub-stepping of madelung/neural_hj, and node detection.
+
+    Attributes:
+        tolerance: Local error estimate bound per sub-step (relative ∞-norm).
+        dt_min: Smallest sub-step relative to discretisation.dt before failing.
+        max_iterations: Newton iterations before a sub-step is rejected.
+        newton_rtol: Newton tolerance on the relative update.
+        node_threshold: A node of ψ is declared where √p < −node_threshold·max √p
+            (the amplitude changes sign inside the support).
+    """
+
+    tolerance: float = 1e-2
+    dt_min: float = 1e-3
+    max_iterations: int = 12
+    newton_rtol: float = 1e-8
+    node_threshold: float = 1e-2
+
+    @classmethod
+    def from_table(cls, t: Mapping[str, Any]) -> NonlinearSpec:
+        """Validate [nonlinear]."""
+        s = "nonlinear"
+        keys = ("tolerance", "dt_min", "max_iterations", "newton_rtol", "node_threshold")
+        check_keys(t, keys, s)
+        return cls(
+            tolerance=as_float(t.get("tolerance", cls.tolerance), join(s, "tolerance"), positive=True),
+            dt_min=as_float(t.get("dt_min", cls.dt_min), join(s, "dt_min"), positive=True, hi=1.0),
+            max_iterations=as_int(t.get("max_iterations", cls.max_iterations),
+                                  join(s, "max_iterations"), lo=2, hi=100),
+            newton_rtol=as_float(t.get("newton_rtol", cls.newton_rtol), join(s, "newton_rtol"),
+                                 positive=True, hi=1e-3),
+            node_threshold=as_float(t.get("node_threshold", cls.node_threshold),
+                                    join(s, "node_threshold"), positive=True, hi=1.0),
+        )
+
+
 SECTIONS = (
     "equation", "name", "description", "parameters", "mesh", "discretisation", "metric",
-    "potential", "initial", "output", "solver", "noise", "boundary", "langevin",
+    "potential", "initial", "output", "solver", "noise", "boundary", "langevin", "vacuum",
+    "nonlinear",
 )
 
 
@@ -391,6 +450,8 @@ class Case:
     noise: NoiseSpec = field(default_factory=NoiseSpec)
     boundary: BoundarySpec = field(default_factory=BoundarySpec)
     langevin: LangevinSpec | None = None
+    vacuum: VacuumSpec = field(default_factory=VacuumSpec)
+    nonlinear: NonlinearSpec = field(default_factory=NonlinearSpec)
     path: Path | None = None
     text: str = ""
     description: str = ""
@@ -419,7 +480,9 @@ class Case:
             description=as_str(d.get("description", ""), "description"),
             parameters=Parameters.from_table(section("parameters", True)),
             mesh=mesh,
-            discretisation=Discretisation.from_table(section("discretisation", True)),
+            discretisation=Discretisation.from_table(
+                section("discretisation", True),
+                "implicit_midpoint" if equation in HYDRODYNAMIC else "crank_nicolson"),
             metric=MetricSpec.from_table(section("metric"), dim),
             potential=PotentialSpec.from_table(section("potential"), dim),
             initial=InitialSpec.from_table(section("initial", True), dim),
@@ -429,6 +492,8 @@ class Case:
             boundary=BoundarySpec.from_table(section("boundary")),
             langevin=LangevinSpec.from_table(section("langevin"), dim)
             if "langevin" in d or equation == "langevin" else None,
+            vacuum=VacuumSpec.from_table(section("vacuum")),
+            nonlinear=NonlinearSpec.from_table(section("nonlinear")),
         )
         check_equation(case)
         return case
@@ -445,8 +510,21 @@ def check_equation(case: Case) -> None:
         if case.initial.kind == "coherent" or any(case.initial.momentum):
             raise CaseError("initial.kind", f"{case.equation} takes a density: kind = "
                             "'gaussian' (center, width) or 'expression' (p)")
+    elif case.equation == "madelung" and (case.noise.alpha != 1 or case.noise.kappa is not None):
+        bad = "noise.alpha" if case.noise.alpha != 1 else "noise.kappa"
+        raise CaseError(bad, "madelung is alpha = 1 (kappa = g/beta); use equation = "
+                        "'neural_hj' for other regimes or a given kappa")
     elif case.langevin is not None:
         raise CaseError("langevin", "particles need equation = 'fokker_planck' or 'langevin'")
+    if case.equation not in HYDRODYNAMIC:
+        for key, default in (("vacuum", VacuumSpec()), ("nonlinear", NonlinearSpec())):
+            if getattr(case, key) != default:
+                raise CaseError(key, "applies to equation = 'madelung' or 'neural_hj' only")
+    if case.equation in HYDRODYNAMIC and case.discretisation.scheme not in ("implicit_midpoint",
+                                                                           "crank_nicolson",
+                                                                           "implicit_euler"):
+        raise CaseError("discretisation.scheme", f"{case.equation} needs a one-step scheme: "
+                        "'implicit_midpoint' (default), 'crank_nicolson' or 'implicit_euler'")
     if case.langevin is not None and case.mesh.type == "gmsh":
         raise CaseError("langevin", "particles need a box domain (interval, rectangle or box mesh)")
 

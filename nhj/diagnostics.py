@@ -43,30 +43,39 @@ def quadrature(degree: int) -> Any:
 
 
 class ExactError:
-    """Relative L2 error ‖u − u_ex‖/‖u_ex‖ (√g-weighted) against an exact solution.
+    """Relative L2 errors (√g-weighted) against an exact solution.
 
-    The exact solution provides ``coefficients(t)`` (numbers, placed in a
-    ``fem.Constant`` so that the form compiles once) and ``components(x, C, M)``.
+    ``error_l2`` = ‖u − u_ex‖/‖u_ex‖ for the unknown u (a Function or any UFL
+    expression of it, e.g. ψ = √p e^{iS/ħ} (3.10) built from (p, S)); with
+    ``density`` also ``error_p`` = ‖p − |u_ex|²‖/‖|u_ex|²‖. The exact solution
+    provides ``coefficients(t)`` (numbers, placed in a ``fem.Constant`` so that
+    the forms compile once) and ``components(x, C, M)``.
     """
 
-    columns = ("error_l2",)
-
-    def __init__(self, u: fem.Function, state: Any, metric: Metric, degree: int) -> None:
-        msh = u.function_space.mesh
+    def __init__(self, u: Any, state: Any, metric: Metric, degree: int, msh: Any = None,
+                 density: Any = None) -> None:
+        msh = msh if msh is not None else u.function_space.mesh
         self.state, self.comm = state, msh.comm
         self.C = fem.Constant(msh, state.coefficients(0.0))
         x = ufl.SpatialCoordinate(msh)
         parts = state.components(x, self.C, backends.UFL)
         ex = ufl.as_vector(parts) if len(parts) > 1 else parts[0]
         dx = quadrature(degree)
-        self.err = fem.form(metric.volume(ufl.inner(u - ex, u - ex), dx))
-        self.ref = fem.form(metric.volume(ufl.inner(ex, ex), dx))
+
+        def relative(a: Any, b: Any) -> tuple[fem.Form, fem.Form]:
+            return (fem.form(metric.volume(ufl.inner(a - b, a - b), dx)),
+                    fem.form(metric.volume(ufl.inner(b, b), dx)))
+
+        self.forms = {"error_l2": relative(u, ex)}
+        if density is not None:
+            self.forms["error_p"] = relative(density, ufl.inner(ex, ex))
+        self.columns = tuple(self.forms)
 
     def __call__(self, t: float) -> dict[str, float]:
-        """Relative error at time t."""
+        """Relative errors at time t."""
         self.C.value[:] = self.state.coefficients(t)
-        ratio = global_scalar(self.err, self.comm) / global_scalar(self.ref, self.comm)
-        return {"error_l2": float(np.sqrt(ratio))}
+        return {k: float(np.sqrt(global_scalar(e, self.comm) / global_scalar(r, self.comm)))
+                for k, (e, r) in self.forms.items()}
 
 
 class MinValue:

@@ -134,8 +134,18 @@ class VTXFields(Handler):
         self.writer.close()
 
 
+def vtk_values(f: fem.Function) -> np.ndarray:
+    """Nodal values of a Lagrange field: (n,) for scalars, (n, 3) for vectors (zero-padded)."""
+    bs = f.function_space.dofmap.index_map_bs
+    if bs == 1:
+        return f.x.array.real.copy()
+    values = np.zeros((f.x.array.size // bs, 3))
+    values[:, :bs] = f.x.array.real.reshape(-1, bs)
+    return values
+
+
 def write_gathered_vtu(path: Path, fields: Sequence[fem.Function]) -> None:
-    """Gather scalar Lagrange fields to rank 0 and write one .vtu file (collective).
+    """Gather Lagrange fields (scalar or vector, one degree) to rank 0 and write one .vtu file (collective).
 
     Each rank contributes its owned cells with their own copy of the dof
     coordinates, so shared vertices appear once per rank: harmless for plotting.
@@ -146,7 +156,7 @@ def write_gathered_vtu(path: Path, fields: Sequence[fem.Function]) -> None:
     tdim = msh.topology.dim
     owned = np.arange(msh.topology.index_map(tdim).size_local, dtype=np.int32)
     topology, cell_types, x = plot.vtk_mesh(V, owned)
-    data = [f.x.array.real.copy() for f in fields]
+    data = [vtk_values(f) for f in fields]
     gathered = comm.gather((topology, cell_types, x, data), root=0)
     if comm.rank != 0:
         return

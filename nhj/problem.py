@@ -10,7 +10,8 @@ here, before any result directory exists.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from functools import partial
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mpi4py import MPI
@@ -25,7 +26,8 @@ from nhj.covariant import Metric
 from nhj.diagnostics import ExactError, GibbsDistance, MinValue
 from nhj.equations.base import SemiDiscrete
 from nhj.equations.fokker_planck import FokkerPlanck
-from nhj.equations.learning import diffusion, gibbs_log_weight, noise_tensor
+from nhj.equations.learning import diffusion, fisher, gibbs_log_weight, noise_tensor
+from nhj.equations.madelung import NeuralHJ, Vacuum
 from nhj.equations.potentials import effective_potential
 from nhj.equations.schrodinger import Schrodinger
 from nhj.exact import GaussianState, OrnsteinUhlenbeck
@@ -273,6 +275,173 @@ def make_noise(case: Case, msh: Any, metric: Metric) -> Any:
     return noise_tensor(metric, noise.alpha, case.parameters.beta)
 
 
+def mesh_scales(msh: Any) -> tuple[float, float]:
+    """(h, ℓ): the largest cell diameter and the domain diameter (collective)."""
+    tdim = msh.topology.dim
+    n = msh.topology.index_map(tdim).size_local
+    h = float(msh.h(tdim, np.arange(n, dtype=np.int32)).max()) if n else 0.0
+    x = msh.geometry.x
+    lo = msh.comm.allreduce(x.min(axis=0) if len(x) else np.full(3, np.inf), op=MPI.MIN)
+    hi = msh.comm.allreduce(x.max(axis=0) if len(x) else np.full(3, -np.inf), op=MPI.MAX)
+    return msh.comm.allreduce(h, op=MPI.MAX), float(np.linalg.norm(hi - lo))
+
+
+def vacuum(case: Case, msh: Any, R_max: float) -> Vacuum:
+    """The absolute phase diffusion ν_h = ν₀ max R₀ ℓ² (h/ℓ)^{k+1} (h cell size, ℓ domain size)."""
+    h, ell = mesh_scales(msh)
+    return Vacuum(nu=case.vacuum.nu * R_max * ell**2 * (h / ell) ** (case.discretisation.degree + 1))
+
+
+def wavefunction_error(u: np.ndarray, pred: np.ndarray, hbar: float) -> tuple[float, float]:
+    """(max |δψ|, max |ψ|) for nodal (R, S) pairs: |δψ| ≈ |δR| + R|δS|/ħ by (3.10).
+
+    The phase counts only where the amplitude does: a change of S in the
+    vacuum is invisible in ψ and must not shrink the time step.
+    """
+    R, S = u.reshape(-1, 2).T
+    dR, dS = (u - pred).reshape(-1, 2).T
+    err = np.abs(dR) + np.abs(R * dS) / hbar
+    return float(err.max(initial=0.0)), float(np.abs(R).max(initial=0.0))
+
+
+class NodeGuard:
+    """Stops a (p, S) run at a node of ψ: √p changing sign inside the support.
+
+    ψ = √p e^{iS/ħ} (3.10) vanishes at a node and S jumps by πħ across it; the
+    amplitude form cannot follow that, the Schrödinger form (3.11) can.
+    """
+
+    def __init__(self, u: fem.Function, threshold: float) -> None:
+        self.u, self.threshold = u, threshold
+        space = u.function_space
+        self.n = space.dofmap.index_map.size_local
+        self.x = space.tabulate_dof_coordinates()[: self.n, : space.mesh.geometry.dim]
+
+    def __call__(self, t: float) -> str | None:
+        """A one-line message if the current state has a node, else None (collective)."""
+        comm = self.u.function_space.mesh.comm
+        R = self.u.x.array.reshape(-1, 2)[: self.n, 0]
+        R_max = comm.allreduce(float(R.max(initial=0.0)), op=MPI.MAX)
+        i = int(np.argmin(R)) if len(R) else -1
+        lowest = comm.allgather((float(R[i]) if len(R) else np.inf,
+                                 self.x[i].tolist() if len(R) else None))
+        R_min, where = min(lowest, key=lambda p: p[0])
+        if R_min >= -self.threshold * R_max:
+            return None
+        return node_message(where, t)
+
+    def explain(self, where: Any, t: float) -> str:
+        """Why a step failed at ``where``: a node in the support, or the vacuum (collective)."""
+        comm = self.u.function_space.mesh.comm
+        R = self.u.x.array.reshape(-1, 2)[: self.n, 0]
+        R_max = comm.allreduce(float(np.abs(R).max(initial=0.0)), op=MPI.MAX)
+        if where is None or R_max == 0:
+            return ""
+        d = np.linalg.norm(self.x - np.asarray(where)[: self.x.shape[1]], axis=1)
+        i = int(np.argmin(d)) if len(d) else -1
+        near = comm.allgather((float(d[i]), float(R[i])) if len(d) else (np.inf, 0.0))
+        level = abs(min(near)[1]) / R_max
+        if level < 1e-3:
+            at = np.round(np.asarray(where), 4).tolist()
+            return (f"; it failed in the vacuum near x = {at} (sqrt(p)/max sqrt(p) = {level:.1e}): "
+                    "refine the mesh, or raise vacuum.nu")
+        return "; " + node_message(where, t, certain=False)
+
+
+def node_message(where: Any, t: float, certain: bool = True) -> str:
+    """The one-line explanation of a run stopped at (or near) a node of ψ."""
+    at = "" if where is None else f" near x = {np.round(np.asarray(where), 4).tolist()}"
+    what = "the flow reaches a node of psi" if certain else "most likely a node of psi"
+    return (f"{what}{at} at t = {t:.6g}: p vanishes inside the support and S is undefined "
+            "there; use equation = 'schrodinger' for this flow (last good state saved)")
+
+
+def hydrodynamic_state(case: Case, space: Any, eq: NeuralHJ) -> tuple[fem.Function, Any]:
+    """u₀ = (√p₀, S₀) and the exact Gaussian state if the case has one."""
+    par = case.parameters
+    u0 = fem.Function(space, name="R_S")
+    state = gaussian_state(case)
+    if state is not None:
+        C = state.coefficients(0.0)
+
+        def values(x: np.ndarray) -> np.ndarray:
+            A, phase = state.amplitude_phase(x, C, backends.NUMPY)  # unwrapped: S smooth
+            return np.vstack((A, par.hbar * phase))
+
+        u0.interpolate(values)
+    else:
+        def values(x: np.ndarray) -> np.ndarray:
+            R = np.sqrt(initial_values(case, x))
+            env = {n: x[i] for i, n in enumerate(coordinate_names(case.dim))}
+            S = np.broadcast_to(to_numpy(case.initial.S, {**env, **par.values()}), R.shape)
+            return np.vstack((R, S))
+
+        interpolate_checked(u0, values)
+        comm = space.mesh.comm
+        mass = comm.allreduce(fem.assemble_scalar(fem.form(eq.total(u0))), op=MPI.SUM)
+        if not mass > 0:
+            raise CaseError("initial.p", "has zero mass on the mesh; give a normalisable density")
+        u0.x.array.reshape(-1, 2)[:, 0] /= np.sqrt(mass)
+    return u0, state
+
+
+def build_neural_hj(case: Case, msh: Any, metric: Metric) -> Problem:
+    """(3.7) + (5.2) for (√p, S) in P_k×2; madelung is the case α = 1 (F = (ħ²/4m) g⁻¹)."""
+    from nhj.stepper import AdaptiveStepper, StepControl
+
+    par, degree = case.parameters, case.discretisation.degree
+    kappa = make_noise(case, msh, metric)
+    F = fisher(metric, kappa, par.gamma)
+    V = make_potential(case, msh, metric)
+    space = fem.functionspace(msh, ("Lagrange", degree, (2,)))
+    eq = NeuralHJ(metric, V, F, par.gamma, par.hbar)
+    u0, state = hydrodynamic_state(case, space, eq)
+    n = space.dofmap.index_map.size_local
+    R_max = msh.comm.allreduce(float(u0.x.array.reshape(-1, 2)[:n, 0].max(initial=0.0)),
+                               op=MPI.MAX)
+    eq = replace(eq, vacuum=vacuum(case, msh, R_max))
+    bcs = boundary_conditions(case, space.sub(0), "dirichlet", 0.0)
+    for bc in bcs:  # √p = 0 on ∂Ω from t = 0, like ψ for (3.11)
+        bc.set(u0.x.array)
+    sd = eq.semidiscrete(space)
+    nl = case.nonlinear
+    guard = NodeGuard(u0, nl.node_threshold)
+    control = StepControl(tolerance=nl.tolerance, dt_min=nl.dt_min,
+                          max_iterations=nl.max_iterations, newton_rtol=nl.newton_rtol)
+    stepper = AdaptiveStepper(sd, case.discretisation.scheme, u0, case.discretisation.dt_used,
+                              bcs, case.solver.petsc_options, control,
+                              guard=guard, hint=guard.explain,
+                              error_norm=partial(wavefunction_error, hbar=par.hbar))
+    quantum = case.noise.alpha == 1 and case.noise.kappa is None  # Q_N = Q of (3.9)
+    exact = (state is not None and quantum and case.output.exact and case.metric.is_constant
+             and case.potential.V is None and not case.potential.has_loss)
+    psi = eq.wavefunction(u0)
+    monitors: list[Any] = [NewtonMonitor(stepper)]
+    if exact:
+        monitors.insert(0, ExactError(psi, state, metric, degree, msh=msh,
+                                      density=eq.density(u0)))
+    return Problem(case, msh, metric, space, u0, bcs, eq, sd,
+                   fields={"p": eq.density(u0), "S": u0[1], "velocity": eq.velocity(u0)},
+                   conserved=("mass", "energy"), monitors=monitors,
+                   info={"alpha": case.noise.alpha if case.noise.kappa is None else None,
+                         "vacuum_nu": eq.vacuum.nu},
+                   stepper=stepper)
+
+
+class NewtonMonitor:
+    """Newton iterations and rejected sub-steps per output step of an adaptive run."""
+
+    columns = ("newton_iterations", "rejected_steps")
+
+    def __init__(self, stepper: Any) -> None:
+        self.stepper = stepper
+
+    def __call__(self, t: float) -> dict[str, float]:
+        """Iterations of the last output step and rejections so far."""
+        return {"newton_iterations": self.stepper.last_iterations,
+                "rejected_steps": self.stepper.stats["rejected"]}
+
+
 def build_fokker_planck(case: Case, msh: Any, metric: Metric) -> Problem:
     """Covariant Fokker–Planck (2.7): p in P_k, zero flux on ∂Ω by default."""
     par, degree = case.parameters, case.discretisation.degree
@@ -352,6 +521,8 @@ BUILDERS: dict[str, Callable[[Case, Any, Metric], Problem]] = {
     "schrodinger": build_schrodinger,
     "fokker_planck": build_fokker_planck,
     "langevin": build_langevin,
+    "madelung": build_neural_hj,
+    "neural_hj": build_neural_hj,
 }
 
 

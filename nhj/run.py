@@ -23,7 +23,7 @@ from nhj.diagnostics import Functionals
 from nhj.output import DiagnosticsCSV, ResultDir, VTXFields, write_gathered_vtu
 from nhj.problem import Problem, build
 from nhj.solvers import SolverError
-from nhj.stepper import TimeStepper
+from nhj.stepper import StepFailure, TimeStepper
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +41,15 @@ def versions() -> dict[str, str]:
 
 
 class Fields:
-    """Scalar output fields (the problem's UFL expressions) interpolated into P_k."""
+    """Output fields (the problem's UFL expressions, scalar or vector) interpolated into P_k."""
 
     def __init__(self, problem: Problem) -> None:
-        space = fem.functionspace(problem.msh, ("Lagrange", problem.case.discretisation.degree))
-        ip = space.element.interpolation_points
-        self.functions = [fem.Function(space, name=n) for n in problem.fields]
-        self._exprs = [fem.Expression(e, ip) for e in problem.fields.values()]
+        degree = problem.case.discretisation.degree
+        self.functions, self._exprs = [], []
+        for name, e in problem.fields.items():
+            space = fem.functionspace(problem.msh, ("Lagrange", degree, e.ufl_shape))
+            self.functions.append(fem.Function(space, name=name))
+            self._exprs.append(fem.Expression(e, space.element.interpolation_points))
 
     def update(self) -> None:
         """Interpolate from the current state."""
@@ -146,6 +148,8 @@ def run_case(case: Case, out: Path, comm: MPI.Comm = MPI.COMM_WORLD,
                     status, message = "failed", f"wall-time limit {max_wall_s:g} s reached"
                     handlers[0](stepper.t, step)
                     break
+    except StepFailure as e:  # says where and when itself
+        status, message = "failed", str(e)
     except SolverError as e:
         status, message = "failed", f"{e} at t = {stepper.t:g}"
     finally:
@@ -158,6 +162,7 @@ def run_case(case: Case, out: Path, comm: MPI.Comm = MPI.COMM_WORLD,
     last_row = handlers[0].rows[-1]
     summary.update({k: v for k, v in last_row.items() if k not in ("step", "t")})
     summary.update({f"{k}_drift": v for k, v in drift.items()})
+    summary.update(getattr(stepper, "stats", {}))
     summary.update(
         status=status,
         message=message,

@@ -7,14 +7,18 @@ it asks the scheme for the residual of the equation's labelled pieces.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from mpi4py import MPI
+
+import numpy as np
 import ufl
 from dolfinx import fem
 
 from nhj.equations.base import SemiDiscrete
-from nhj.solvers import ConstantMatrixProblem
+from nhj.solvers import ConstantMatrixProblem, NewtonFailure, NewtonSolver, SolverError
 from nhj.timeschemes import get_scheme
 
 
@@ -70,3 +74,159 @@ class TimeStepper:
         self.u.x.array[:] = self._next.x.array
         self.steps += 1
         self.t = self.steps * float(self.dt.value)  # no accumulated round-off in t
+
+
+@dataclass(frozen=True)
+class StepControl:
+    """Adaptive time-step control of a nonlinear equation.
+
+    Attributes:
+        tolerance: Bound on the local error estimate ‖u − u_pred‖/‖u‖ (∞-norms, or the
+            stepper's ``error_norm``), with u_pred the linear extrapolation of the last
+            two accepted states (None: control on Newton convergence only).
+        dt_min: Smallest sub-step, relative to the case's dt, before the run is
+            declared failed.
+        growth: Largest factor by which a sub-step grows after an accepted one.
+        newton_rtol: Relative Newton tolerance on the update (∞-norm).
+        max_iterations: Newton iterations before a sub-step is rejected.
+    """
+
+    tolerance: float | None = 1e-2
+    dt_min: float = 1e-3
+    growth: float = 2.0
+    newton_rtol: float = 1e-8
+    max_iterations: int = 12
+
+
+def max_norm(u: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
+    """(max |u − pred|, max |u|) over the given (owned) entries."""
+    return float(np.max(np.abs(u - pred), initial=0.0)), float(np.max(np.abs(u), initial=0.0))
+
+
+class StepFailure(SolverError):
+    """No acceptable sub-step above ``dt_min`` (or a guard rejected the state)."""
+
+    def __init__(self, message: str, where: Any = None) -> None:
+        super().__init__(message)
+        self.where = where
+
+
+class AdaptiveStepper:
+    """u ← u(t + dt) for a nonlinear equation, by accepted and rejected sub-steps.
+
+    Each :meth:`advance` covers exactly one output step dt of the case with
+    sub-steps h ≤ dt: a sub-step is rejected (and retried with h/2, or with h
+    from the error estimate) when Newton fails or the estimate exceeds the
+    tolerance, and grows back towards dt after success. A ``guard`` looks at
+    every accepted state and may stop the run (e.g. a node of ψ); the state
+    is then rolled back to the last accepted one, so what is saved is good.
+
+    Attributes:
+        stats: accepted and rejected sub-steps, Newton iterations, factorisations,
+            smallest and largest accepted h.
+    """
+
+    def __init__(self, eq: SemiDiscrete, scheme: str, u: fem.Function, dt: float,
+                 bcs: list[Any], petsc_options: Mapping[str, Any] | None = None,
+                 control: StepControl | None = None,
+                 guard: Callable[[float], str | None] | None = None,
+                 hint: Callable[[Any, float], str] | None = None,
+                 error_norm: Callable[[np.ndarray, np.ndarray], tuple[float, float]] | None = None,
+                 prefix: str = "nhj_newton_") -> None:
+        self.u, self.t, self.steps = u, 0.0, 0
+        self.control = control or StepControl()
+        self.guard, self.hint = guard, hint
+        self.error_norm = error_norm or max_norm
+        space = eq.space
+        self.dt_out = float(dt)
+        self.h = float(dt)
+        self.dt = fem.Constant(space.mesh, float(dt))
+        self.scheme = get_scheme(scheme)
+        if self.scheme.steps != 1:
+            raise ValueError(f"adaptive stepping needs a one-step scheme, not {scheme}")
+        self.history = [fem.Function(space)]
+        self._previous = fem.Function(space)  # the accepted state before history[0]
+        self._h_previous = 0.0
+        v = ufl.TestFunction(space)
+        F = self.scheme.residual(eq, u, self.history, v, self.dt)
+        c = self.control
+        self.newton = NewtonSolver(F, u, bcs, prefix, petsc_options, rtol=c.newton_rtol,
+                                   max_iterations=c.max_iterations, norm=error_norm)
+        self.stats: dict[str, Any] = {"accepted": 0, "rejected": 0, "newton_iterations": 0,
+                                      "factorisations": 0, "dt_min": None, "dt_max": None}
+        self.last_iterations = 0
+
+    def close(self) -> None:
+        """Destroy the solver (collective)."""
+        self.newton.close()
+
+    def _predict(self, h: float) -> np.ndarray | None:
+        """Linear extrapolation of the last two accepted states to t + h (None at the start)."""
+        if self._h_previous == 0.0:
+            return None
+        un = self.history[0].x.array
+        return un + (h / self._h_previous) * (un - self._previous.x.array)
+
+    def _substep(self, h: float) -> float:
+        """Try one sub-step of size h from history[0]; returns the error / tolerance.
+
+        Newton starts from the extrapolated state, and the distance of the
+        converged state from that prediction, O(h²), is the error estimate.
+        """
+        if h != float(self.dt.value):
+            self.dt.value = h
+            self.newton.stale = True  # the Jacobian has mass/h in it
+        pred = self._predict(h)
+        self.u.x.array[:] = self.history[0].x.array if pred is None else pred
+        self.newton.solve()
+        self.last_iterations += self.newton.iterations
+        if self.control.tolerance is None or pred is None:
+            return 0.0
+        n = self.u.function_space.dofmap.index_map.size_local * self.u.function_space.dofmap.index_map_bs
+        err, scale = self.error_norm(self.u.x.array[:n], pred[:n])
+        comm = self.u.function_space.mesh.comm
+        err, scale = comm.allreduce(err, op=MPI.MAX), comm.allreduce(scale, op=MPI.MAX)
+        return err / scale / self.control.tolerance
+
+    def advance(self) -> None:
+        """Advance u by one output step dt (collective)."""
+        c = self.control
+        t_end = (self.steps + 1) * self.dt_out
+        t = self.t
+        self.last_iterations = 0
+        while t < t_end - 1e-12 * self.dt_out:
+            h = min(self.h, t_end - t)
+            self.history[0].x.array[:] = self.u.x.array
+            try:
+                err = self._substep(h)
+                failure = None
+            except NewtonFailure as e:
+                err, failure = np.inf, e
+            if err > 1.0:
+                self.stats["rejected"] += 1
+                self.u.x.array[:] = self.history[0].x.array
+                shrink = 0.5 if failure else max(0.2, 0.9 * err ** -0.5)
+                self.h = h * shrink
+                if self.h < c.dt_min * self.dt_out:
+                    why = failure if failure else f"error estimate {err:.3g} × tolerance"
+                    where = getattr(failure, "where", None)
+                    hint = self.hint(where, t) if self.hint else ""
+                    raise StepFailure(f"no acceptable time step above {c.dt_min * self.dt_out:.3g} "
+                                      f"at t = {t:.6g} ({why}){hint}", where)
+                continue
+            message = self.guard(t + h) if self.guard else None
+            if message:
+                self.u.x.array[:] = self.history[0].x.array
+                raise StepFailure(message)
+            self._previous.x.array[:] = self.history[0].x.array
+            self._h_previous = h
+            t += h
+            self.stats["accepted"] += 1
+            self.stats["dt_min"] = min(self.stats["dt_min"] or h, h)
+            self.stats["dt_max"] = max(self.stats["dt_max"] or h, h)
+            grow = c.growth if err == 0 else min(c.growth, 0.9 * err ** -0.5)
+            self.h = min(self.dt_out, h * max(1.0, grow)) if err < 0.5 else h
+        self.stats["newton_iterations"] += self.last_iterations
+        self.stats["factorisations"] = self.newton.factorisations
+        self.steps += 1
+        self.t = self.steps * self.dt_out

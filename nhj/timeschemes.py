@@ -56,7 +56,8 @@ class Theta(TimeScheme):
     def residual(self, eq: SemiDiscrete, u: Any, history: Sequence[Any], v: Any, dt: Any) -> Form:
         """θ-weighted residual."""
         un = history[0]
-        F = eq.mass((u - un) / dt, v) + self.theta * eq.operator(u, v)
+        F = eq.M(self.theta * u + (1.0 - self.theta) * un, (u - un) / dt, v)
+        F += self.theta * eq.operator(u, v)
         if self.theta != 1.0:
             F += (1.0 - self.theta) * eq.operator(un, v)
         return F
@@ -94,7 +95,8 @@ class ImplicitMidpoint(TimeScheme):
     def residual(self, eq: SemiDiscrete, u: Any, history: Sequence[Any], v: Any, dt: Any) -> Form:
         """Midpoint residual."""
         un = history[0]
-        return eq.mass((u - un) / dt, v) + eq.operator(0.5 * (u + un), v)
+        mid = 0.5 * (u + un)
+        return eq.M(mid, (u - un) / dt, v) + eq.operator(mid, v)
 
 
 @register
@@ -109,4 +111,4 @@ class BDF2(TimeScheme):
     def residual(self, eq: SemiDiscrete, u: Any, history: Sequence[Any], v: Any, dt: Any) -> Form:
         """BDF2 residual."""
         un, unm1 = history[0], history[1]
-        return eq.mass((3.0 * u - 4.0 * un + unm1) / (2.0 * dt), v) + eq.operator(u, v)
+        return eq.M(u, (3.0 * u - 4.0 * un + unm1) / (2.0 * dt), v) + eq.operator(u, v)

@@ -4,7 +4,9 @@ An equation is declared, not solved: it is the semi-discrete residual
 
     M(∂ₜu, v) + A(u; v) = 0      for all test functions v,
 
-where ``mass`` is bilinear and ``operator`` may be nonlinear in u. The time
+where ``mass`` is bilinear in (∂ₜu, v) — it may depend on the state, M(u; ∂ₜu, v),
+as in the Hamilton–Jacobi equation multiplied by √p — and ``operator`` may be
+nonlinear in u. The time
 schemes in :mod:`nhj.timeschemes` turn these pieces into a fully discrete
 residual; solvers and the run loop never see the equation's physics.
 """
@@ -24,9 +26,10 @@ class SemiDiscrete:
 
     Attributes:
         space: The function space of the unknown u.
-        mass: (w, v) -> M(w, v), bilinear.
+        mass: (w, v) -> M(w, v), bilinear; or (u, w, v) -> M(u; w, v) when
+            ``state_mass`` is set.
         operator: (u, v) -> A(u; v).
-        linear: Whether A is linear in u (then a time step is one linear solve).
+        linear: Whether M and A are linear in u (then a time step is one linear solve).
         functionals: Named scalar functionals of the state (mass, energy, ...),
             each u -> UFL form, for the diagnostics.
     """
@@ -36,3 +39,8 @@ class SemiDiscrete:
     operator: Callable[[Any, Any], Form]
     linear: bool
     functionals: dict[str, Callable[[Any], Form]] = field(default_factory=dict)
+    state_mass: bool = False
+
+    def M(self, u: Any, w: Any, v: Any) -> Form:
+        """M(u; w, v): the mass form, evaluated at the state u when it depends on it."""
+        return self.mass(u, w, v) if self.state_mass else self.mass(w, v)

@@ -60,6 +60,16 @@ def diffusion(metric: Metric, kappa: Any, gamma: float) -> Any:
     return 0.5 * gamma**2 * ufl.dot(ginv, ufl.dot(kappa, ginv))
 
 
+def fisher(metric: Metric, kappa: Any, gamma: float) -> Any:
+    """F^{μν} = m D g D = (γ³/4) g⁻¹κg⁻¹κg⁻¹ of the neural potential (5.3), m = 1/γ (3.13).
+
+    For α = 1 (κ = g/β) this is (γ³/4β²) g⁻¹ = (ħ²/4m) g⁻¹, and −(2/√p)∇·(F∇√p) is the
+    quantum potential (3.9).
+    """
+    D = diffusion(metric, kappa, gamma)
+    return ufl.dot(D, ufl.dot(metric.tensor(), D)) / gamma
+
+
 def drift(metric: Metric, loss: Any, gamma: float) -> Any:
     """The gradient-descent velocity −γ g^{μν}∂_ν L̄ of (2.2)."""
     return -gamma * metric.gradient(loss)
