@@ -26,7 +26,13 @@ from nhj.covariant import Metric
 from nhj.diagnostics import ExactError, GibbsDistance, MinValue
 from nhj.equations.base import SemiDiscrete
 from nhj.equations.fokker_planck import FokkerPlanck
-from nhj.equations.learning import diffusion, fisher, gibbs_log_weight, noise_tensor
+from nhj.equations.learning import (
+    diffusion,
+    fisher,
+    fisher_power_law,
+    gibbs_log_weight,
+    noise_tensor,
+)
 from nhj.equations.madelung import NeuralHJ, Vacuum
 from nhj.equations.potentials import effective_potential
 from nhj.equations.schrodinger import Schrodinger
@@ -390,8 +396,10 @@ def build_neural_hj(case: Case, msh: Any, metric: Metric) -> Problem:
     from nhj.stepper import AdaptiveStepper, StepControl
 
     par, degree = case.parameters, case.discretisation.degree
-    kappa = make_noise(case, msh, metric)
-    F = fisher(metric, kappa, par.gamma)
+    if case.noise.kappa is None:
+        F = fisher_power_law(metric, case.noise.alpha, par.beta, par.gamma)
+    else:
+        F = fisher(metric, make_noise(case, msh, metric), par.gamma)
     V = make_potential(case, msh, metric)
     space = fem.functionspace(msh, ("Lagrange", degree, (2,)))
     eq = NeuralHJ(metric, V, F, par.gamma, par.hbar)

@@ -195,7 +195,9 @@ class AdaptiveStepper:
         t = self.t
         self.last_iterations = 0
         while t < t_end - 1e-12 * self.dt_out:
-            h = min(self.h, t_end - t)
+            remaining = t_end - t
+            # within round-off of the current h: keep h exactly (a new h costs a factorisation)
+            h = self.h if remaining > self.h * (1 - 1e-9) else remaining
             self.history[0].x.array[:] = self.u.x.array
             try:
                 err = self._substep(h)

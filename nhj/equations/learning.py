@@ -27,7 +27,8 @@ def matrix_power(metric: Metric, power: float, field: str = "noise.alpha") -> An
     """g^power as a UFL tensor (δ-lowered indices).
 
     A constant metric takes any real power (eigen-decomposition in numpy); a
-    varying one needs an integer power, built by repeated products.
+    varying one needs an integer power, built by repeated products of g or of
+    its inverse (so that the forms stay small).
     """
     if metric.is_flat:
         return ufl.Identity(metric.gdim)
@@ -36,12 +37,16 @@ def matrix_power(metric: Metric, power: float, field: str = "noise.alpha") -> An
         w, Q = np.linalg.eigh(G)
         return ufl.as_matrix((Q * w**power) @ Q.T)
     frac = Fraction(power).limit_denominator(1000)
-    if frac.denominator != 1 or frac.numerator < 1:
+    if frac.denominator != 1:
         raise CaseError(field, f"a position-dependent metric needs 1/alpha to be a positive "
                         f"integer (alpha = 1, 1/2, 1/3, ...); got 1/alpha = {power:g}")
-    P = metric.tensor()
-    for _ in range(frac.numerator - 1):
-        P = ufl.dot(P, metric.tensor())
+    n = frac.numerator
+    if n == 0:
+        return ufl.Identity(metric.gdim)
+    base = metric.tensor() if n > 0 else metric.inverse()
+    P = base
+    for _ in range(abs(n) - 1):
+        P = ufl.dot(P, base)
     return P
 
 
@@ -61,13 +66,19 @@ def diffusion(metric: Metric, kappa: Any, gamma: float) -> Any:
 
 
 def fisher(metric: Metric, kappa: Any, gamma: float) -> Any:
-    """F^{μν} = m D g D = (γ³/4) g⁻¹κg⁻¹κg⁻¹ of the neural potential (5.3), m = 1/γ (3.13).
-
-    For α = 1 (κ = g/β) this is (γ³/4β²) g⁻¹ = (ħ²/4m) g⁻¹, and −(2/√p)∇·(F∇√p) is the
-    quantum potential (3.9).
-    """
+    """F^{μν} = m D g D = (γ³/4) g⁻¹κg⁻¹κg⁻¹ of the neural potential (5.3), m = 1/γ (3.13)."""
     D = diffusion(metric, kappa, gamma)
     return ufl.dot(D, ufl.dot(metric.tensor(), D)) / gamma
+
+
+def fisher_power_law(metric: Metric, alpha: float, beta: float, gamma: float) -> Any:
+    """F of (5.3) for the power law κ = g^{1/α}/β (2.9): (γ³/4β²) g^{2/α−3}.
+
+    Powers of one matrix commute, so g⁻¹κg⁻¹κg⁻¹ collapses to a single power:
+    α = 1 gives (γ³/4β²) g⁻¹ = (ħ²/4m) g⁻¹ and −(2/√p)∇·(F∇√p) is the quantum
+    potential (3.9); α = 1/2 gives (γ³/4β²) g, the neural potential (5.4).
+    """
+    return gamma**3 / (4.0 * beta**2) * matrix_power(metric, 2.0 / alpha - 3.0)
 
 
 def drift(metric: Metric, loss: Any, gamma: float) -> Any:
