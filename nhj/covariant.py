@@ -42,6 +42,7 @@ class Metric:
     constant: bool = True
     _ginv: Any = field(default=None, repr=False)
     _sqrt_g: Any = field(default=None, repr=False)
+    quadrature_degree: int | None = None
 
     @classmethod
     def flat(cls, gdim: int) -> Metric:
@@ -60,9 +61,14 @@ class Metric:
         return cls(G.shape[0], g, True, ginv, sqrt_g)
 
     @classmethod
-    def from_ufl(cls, g: Any) -> Metric:
-        """A spatially varying metric given as a UFL tensor expression."""
-        return cls(g.ufl_shape[0], g, False, ufl.inv(g), ufl.sqrt(ufl.det(g)))
+    def from_ufl(cls, g: Any, quadrature_degree: int | None = None) -> Metric:
+        """A spatially varying metric given as a UFL tensor expression.
+
+        Its inverse and √g are rational and irrational functions, for which UFL's
+        degree estimate (and so the number of quadrature points) explodes;
+        ``quadrature_degree`` caps it for every form built with :meth:`volume`.
+        """
+        return cls(g.ufl_shape[0], g, False, ufl.inv(g), ufl.sqrt(ufl.det(g)), quadrature_degree)
 
     @property
     def is_flat(self) -> bool:
@@ -83,7 +89,11 @@ class Metric:
 
     def volume(self, integrand: Any, dx: Any = ufl.dx) -> Any:
         """∫ integrand √g dq as a UFL form."""
-        return integrand * dx if self.g is None else integrand * self._sqrt_g * dx
+        if self.g is None:
+            return integrand * dx
+        if dx is ufl.dx and self.quadrature_degree is not None:
+            dx = ufl.dx(metadata={"quadrature_degree": self.quadrature_degree})
+        return integrand * self._sqrt_g * dx
 
     def raise_index(self, w: Any) -> Any:
         """g^{μν} w_ν for a covector (e.g. a gradient)."""

@@ -134,14 +134,18 @@ def sqrt_det_at(case: Case, x: np.ndarray) -> np.ndarray | float:
     return np.sqrt(np.linalg.det(G))
 
 
-def make_metric(spec: MetricSpec, msh: Any) -> Metric:
-    """The metric of the case, checked symmetric positive definite at the mesh points."""
+def make_metric(spec: MetricSpec, msh: Any, quadrature_degree: int | None = None) -> Metric:
+    """The metric of the case, checked symmetric positive definite at the mesh points.
+
+    A position-dependent metric integrates with ``quadrature_degree`` points
+    (2k + 4 for degree k elements, as the error norms do).
+    """
     if spec.entries is None:
         return Metric.flat(msh.geometry.dim)
     check_spd(spec.entries, msh, "metric.g")
     if spec.is_constant:
         return Metric.from_matrix(msh, np.array(spec.entries, dtype=float))
-    return Metric.from_ufl(tensor_ufl(spec.entries, msh))
+    return Metric.from_ufl(tensor_ufl(spec.entries, msh), quadrature_degree)
 
 
 def flat_frame(spec: MetricSpec) -> np.ndarray | None:
@@ -537,5 +541,5 @@ BUILDERS: dict[str, Callable[[Case, Any, Metric], Problem]] = {
 def build(case: Case, comm: MPI.Comm) -> Problem:
     """All discrete pieces of ``case`` on ``comm``; raises CaseError on bad input."""
     msh = build_mesh(case.mesh, comm)
-    metric = make_metric(case.metric, msh)
+    metric = make_metric(case.metric, msh, 2 * case.discretisation.degree + 4)
     return BUILDERS[case.equation](case, msh, metric)
