@@ -35,7 +35,7 @@ def plot_diagnostics(result: Path) -> Path:
 
     d = read_diagnostics(result / "diagnostics.csv")
     drifts = [k for k in ("mass", "energy") if k in d]
-    errors = [k for k in ("error_l2", "gibbs_l1", "langevin_l1", "rel_entropy")
+    errors = [k for k in ("error_l2", "error_p", "gibbs_l1", "langevin_l1", "rel_entropy")
               if k in d and np.isfinite(d[k]).any()]
     panels = len(drifts) + 1
     fig, axes = plt.subplots(1, panels, figsize=(4 * panels, 3.5), constrained_layout=True)
