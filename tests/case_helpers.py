@@ -75,6 +75,29 @@ SMALL: dict[str, dict[str, Any]] = {
                                       "discretisation": {"t_end": 0.2, "dt": 0.02,
                                                          "degree": 2},
                                       "langevin": {"particles": 20000}},
+    "madelung_free_packet_1d": {"mesh": {"cells": [200]}, "discretisation": {"t_end": 0.2,
+                                                                           "dt": 0.01}},
+    "madelung_coherent_2d": {"mesh": {"cells": [16, 16]}, "discretisation": {"t_end": 0.2,
+                                                                            "dt": 0.02}},
+    "neural_hj_anisotropic_2d": {"mesh": {"cells": [16, 16]},
+                                 "discretisation": {"t_end": 0.2, "dt": 0.02}},
+    # P2 on a position-dependent metric costs ~0.15-0.5 s a step at these sizes: P1 keeps it
+    # small (4 s)
+    "neural_hj_fisher_metric": {"mesh": {"cells": [32, 24]},
+                                "discretisation": {"t_end": 0.2, "degree": 1}},
+}
+
+#: Relative energy drift allowed for the small cases whose energy is not a quadratic invariant.
+#: Schrödinger's ⟨ψ|H|ψ⟩ is quadratic in ψ and Crank–Nicolson keeps it to round-off (1e-8 is
+#: the default bound); the energy of (R, S) is not, so the midpoint rule keeps it only to
+#: O(dt²) plus the spatial error of the coarse SMALL meshes. Bounds are ~5x the drifts measured
+#: at SMALL resolution: 1.8e-7, 4.1e-5, 8.3e-5 and 1.9e-3 (the last two dominated by the
+#: spatial error: halving dt changes them by < 7 %).
+ENERGY_DRIFT: dict[str, float] = {
+    "madelung_free_packet_1d": 1e-6,
+    "madelung_coherent_2d": 2e-4,
+    "neural_hj_anisotropic_2d": 5e-4,
+    "neural_hj_fisher_metric": 1e-2,
 }
 
 
