@@ -353,8 +353,10 @@ class NodeGuard:
         level = abs(min(near)[1]) / R_max
         if level < 1e-3:
             at = np.round(np.asarray(where), 4).tolist()
-            return (f"; it failed in the vacuum near x = {at} (sqrt(p)/max sqrt(p) = {level:.1e}): "
-                    "refine the mesh, or raise vacuum.nu")
+            return (f"; it failed in the far tail of p near x = {at} (sqrt(p)/max sqrt(p) = "
+                    f"{level:.1e}), where S is unresolved or undefined: refine the mesh or raise "
+                    "vacuum.nu; if it persists, psi has nodes there (interfering tails) and "
+                    "equation = 'schrodinger' is the form to use")
         return "; " + node_message(where, t, certain=False)
 
 

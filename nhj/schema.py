@@ -69,7 +69,10 @@ def as_float(
     if nonnegative and x < 0:
         raise CaseError(field, f"must be >= 0, got {x:g}")
     if lo is not None and x < lo or hi is not None and x > hi:
-        raise CaseError(field, f"must lie in [{lo:g}, {hi:g}], got {x:g}")
+        if lo is not None and hi is not None:
+            raise CaseError(field, f"must lie in [{lo:g}, {hi:g}], got {x:g}")
+        bound = f">= {lo:g}" if lo is not None else f"<= {hi:g}"
+        raise CaseError(field, f"must be {bound}, got {x:g}")
     return x
 
 

@@ -15,7 +15,7 @@ Madelung pair: ``madelung`` is this equation with α = 1, not a second code.
 Weak form (test functions w for R, v for S; √g dq throughout):
 
     ∫ ∂ₜR w + (γ/2) ∫ [ w g⁻¹∇R·∇S − R g⁻¹∇S·∇w ]                      = 0
-    ∫ R ∂ₜS v + ∫ R((γ/2)|∇S|²_g + V) v + ∫ 2 F∇R·∇v + ν_h ∫ ∇S·∇v = 0
+    ∫ |R| ∂ₜS v + ∫ R((γ/2)|∇S|²_g + V) v + ∫ 2 F∇R·∇v + ν_h ∫ ∇S·∇v = 0
 
 * The amplitude equation is written skew-symmetrically (half of the advection
   integrated by parts). Tested with w = R it gives d/dt ∫R² = 0 exactly, and
@@ -23,7 +23,9 @@ Weak form (test functions w for R, v for S; √g dq throughout):
   to round-off whatever the mesh — while its mass matrix stays ∫ w ∂ₜR,
   non-degenerate where R vanishes.
 * The HJ equation is multiplied by R so that the Fisher term needs no division
-  by R: ∫ R Q_N v = ∫ 2F∇R·∇v after integration by parts.
+  by R: ∫ R Q_N v = ∫ 2F∇R·∇v after integration by parts. Its ∂ₜS term takes
+  |R|: equal where R ≥ 0, and where the discrete R undershoots in the tails a
+  negative weight would run the phase diffusion backwards in time.
 * Vacuum. Where R → 0 the HJ rows vanish and S is undetermined: without
   help S blows up in the far tails within a fraction of a time unit, and the
   LU factorisation fails when R underflows. A phase diffusion ν_h ∫∇S·∇v
@@ -74,8 +76,8 @@ class NeuralHJ:
     vacuum: Vacuum = Vacuum()
 
     def mass(self, u: Any, w: Any, v: Any) -> Any:
-        """M(u; ∂ₜu, v) = ∫ ∂ₜR v_R + √(R² + δ²) ∂ₜS v_S."""
-        return self.metric.volume(w[0] * v[0] + u[0] * w[1] * v[1])
+        """M(u; ∂ₜu, v) = ∫ ∂ₜR v_R + |R| ∂ₜS v_S."""
+        return self.metric.volume(w[0] * v[0] + abs(u[0]) * w[1] * v[1])
 
     def transport(self, R: Any, S: Any, w: Any) -> Any:
         """(γ/2) ∫ [w g⁻¹∇R·∇S − R g⁻¹∇S·∇w]: ∇·(R²γ g⁻¹∇S)/(2R) in skew form."""
