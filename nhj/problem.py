@@ -291,8 +291,11 @@ def mesh_scales(msh: Any) -> tuple[float, float]:
     n = msh.topology.index_map(tdim).size_local
     h = float(msh.h(tdim, np.arange(n, dtype=np.int32)).max()) if n else 0.0
     x = msh.geometry.x
-    lo = msh.comm.allreduce(x.min(axis=0) if len(x) else np.full(3, np.inf), op=MPI.MIN)
-    hi = msh.comm.allreduce(x.max(axis=0) if len(x) else np.full(3, -np.inf), op=MPI.MAX)
+    lo = x.min(axis=0) if len(x) else np.full(3, np.inf)
+    hi = x.max(axis=0) if len(x) else np.full(3, -np.inf)
+    # buffer reductions: the pickled allreduce compares whole arrays (ambiguous truth value)
+    msh.comm.Allreduce(MPI.IN_PLACE, lo, op=MPI.MIN)
+    msh.comm.Allreduce(MPI.IN_PLACE, hi, op=MPI.MAX)
     return msh.comm.allreduce(h, op=MPI.MAX), float(np.linalg.norm(hi - lo))
 
 
