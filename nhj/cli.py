@@ -1,7 +1,8 @@
-"""The ``nhj`` command line: run cases, validate them, plot results.
+"""The ``nhj`` command line: run cases, validate them, plot results, verify the theory.
 
-Exit codes: 0 success, 1 a run that ended with status "failed", 2 invalid
-input (one line on stderr naming the field and what is allowed).
+Exit codes: 0 success, 1 a run that ended with status "failed" (or a failed
+verification check), 2 invalid input (one line on stderr naming the field and
+what is allowed).
 """
 
 from __future__ import annotations
@@ -56,6 +57,27 @@ def _parser() -> argparse.ArgumentParser:
                         description="Write DIR/diagnostics.png (mass, energy, error vs t) and "
                         "DIR/fields.png (final p and S) from a result directory.")
     pl.add_argument("result", type=Path, help="result directory written by `nhj run`")
+
+    v = sub.add_parser(
+        "verify", help="measure the hbar = gamma/beta correspondence; write a report",
+        description="Run the checks of the correspondence (docs/verify.md): Madelung vs "
+        "Schrodinger vs exact for several (gamma, beta) with a refinement study, the hbar "
+        "that fits the Madelung data, ground state <-> Gibbs <-> Fokker-Planck, and the "
+        "regimes alpha = 1, 1/2, 0. Writes DIR/report.json, DIR/report.md and figures; "
+        "prints the table. Exit code 0 only if every check passed.",
+        epilog="Verification cases are case files with a [verify] table (cases/verify/).",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = v.add_mutually_exclusive_group()
+    mode.add_argument("--quick", dest="mode", action="store_const", const="quick",
+                      help="laptop size, a few minutes on 2 cores (default)")
+    mode.add_argument("--full", dest="mode", action="store_const", const="full",
+                      help="cluster size: finer meshes, more pairs, longer times")
+    v.set_defaults(mode="quick")
+    v.add_argument("--out", type=Path, default=Path("results") / "verify",
+                   help="report directory (default: results/verify)")
+    v.add_argument("--cases", nargs="+", metavar="CASE", default=None,
+                   help="verification cases: names in cases/verify/ or .toml files "
+                   "(default: every case in cases/verify/)")
     return p
 
 
@@ -109,6 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fail_input(e, None)
         return EXIT_OK
 
+    if args.command == "verify":
+        return _verify(args)
+
     from mpi4py import MPI
 
     from nhj.case import load_case
@@ -134,6 +159,33 @@ def main(argv: Sequence[str] | None = None) -> int:
                 shown.append(f"{key} {summary[key]:.3e}")
         print(f"{summary['status']}: {out}  ({', '.join(shown)})")
     return EXIT_OK if summary["status"] == "completed" else EXIT_FAILED
+
+
+def _verify(args: argparse.Namespace) -> int:
+    """``nhj verify``: every rank computes, rank 0 writes the report and prints the table."""
+    from mpi4py import MPI
+
+    from nhj.verify import run_verification
+    from nhj.verify_report import summary_table
+
+    comm = MPI.COMM_WORLD
+    try:
+        report = run_verification(args.mode, args.out, comm, args.cases)
+    except CaseError as e:
+        return _fail_input(e, None)
+    except Exception:
+        if comm.size == 1:
+            raise
+        # an error on one rank would leave the others waiting in a collective for ever
+        import traceback
+
+        traceback.print_exc()
+        sys.stderr.flush()
+        comm.Abort(1)
+    if comm.rank == 0:
+        print(summary_table(report))
+        print(f"report: {args.out / 'report.md'}")
+    return EXIT_OK if report.passed else EXIT_FAILED
 
 
 if __name__ == "__main__":
