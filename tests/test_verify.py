@@ -1,0 +1,188 @@
+"""``nhj verify``: the quick verification passes, and every check fails when it should.
+
+The quick verification (cases/verify/, ``--quick``) is run once through the CLI;
+the failure tests use smaller variants of the same cases and perturb one thing
+the check is about: a wrong mass m in Schrödinger, a wrong expected ħ, a wrong β
+in the Gibbs density, a wrong ħ in H, a Fokker–Planck run stopped too early, a
+wrong claim about which regimes coincide.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Mapping
+from typing import Any
+from unittest import mock
+
+import pytest
+
+from nhj import verify as V
+from nhj.cli import main
+from nhj.schema import CaseError
+
+
+def variant(name: str, changes: Mapping[str, Any], mode: str = "quick") -> V.VerifyCase:
+    """A shipped verification case with ``changes`` merged in (quick settings)."""
+    d = tomllib.loads((V.VERIFY_DIR / f"{name}.toml").read_text(encoding="utf-8"))
+    if mode == "quick":
+        d.pop("full", None)
+    return V.verify_case_from_dict(V.deep_merged(d, changes), V.VERIFY_DIR, name, mode)
+
+
+# a small free packet: 1D P2 with 200 cells (P3 Schrödinger), two observation times
+PACKET = {"mesh": {"cells": [200]}, "discretisation": {"t_end": 0.8},
+          "verify": {"pairs": [[1.0, 1.0]], "times": [0.4, 0.8], "refinement": [50, 100, 200]}}
+WELL = {"mesh": {"cells": [100]}, "discretisation": {"dt": 0.5},
+        "verify": {"refinement": [25, 50, 100]}}
+REGIMES = {"mesh": {"cells": [150]}, "discretisation": {"t_end": 0.5},
+           "verify": {"times": [0.25, 0.5]}}
+
+
+@pytest.mark.mpi
+@pytest.mark.slow
+def test_quick_verification_passes(tmp_dir, comm) -> None:
+    """`nhj verify --quick` passes every check and writes the report, figures and table."""
+    out = tmp_dir / "verify"
+    assert main(["-q", "verify", "--quick", "--out", str(out)]) == 0
+    if comm.rank != 0:
+        return
+    report = json.loads((out / "report.json").read_text())
+    assert report["passed"] and report["mode"] == "quick" and report["ranks"] == comm.size
+    checks = {c["name"]: c for c in report["checks"]}
+    assert all(c["passed"] for c in checks.values()), [n for n, c in checks.items()
+                                                       if not c["passed"]]
+    for c in checks.values():
+        assert set(c) == {"name", "passed", "value", "tolerance", "details"}
+        assert c["details"]["criterion"]
+    kinds = {n.split("[")[0] for n in checks}
+    assert kinds == {"correspondence", "refinement", "hbar_fit", "ground_state_energy",
+                     "ground_state_gibbs", "fokker_planck_gibbs", "regimes"}
+    # ≥ 4 (γ, β) pairs, two with the same γ/β and different γ, in 1D and 2D
+    corr = [c["details"] for n, c in checks.items() if n.startswith("correspondence")]
+    pairs = {(d["gamma"], d["beta"]) for d in corr}
+    assert len(pairs) >= 4
+    by_hbar: dict[float, set[float]] = {}
+    for g, b in pairs:
+        by_hbar.setdefault(g / b, set()).add(g)
+    assert any(len(gammas) >= 2 for gammas in by_hbar.values())
+    assert {d["dim"] for d in corr} == {1, 2}
+    assert all(len(d["times"]) >= 2 for d in corr)
+    # the ħ-fit recovers γ/β within 0.5 % for every pair
+    fits = report["hbar_fit"]
+    assert len(fits) >= 4
+    for row in fits:
+        assert set(row) >= {"gamma", "beta", "hbar_expected", "hbar_fit", "rel_error"}
+        assert row["hbar_expected"] == pytest.approx(row["gamma"] / row["beta"])
+        assert row["rel_error"] <= 5e-3
+    # ground state and Gibbs for a double well and a tilted one; flat and anisotropic regimes
+    assert sum(n.startswith("ground_state_gibbs") for n in checks) >= 2
+    flat = [c["details"]["flat"] for n, c in checks.items() if n.startswith("regimes")]
+    assert sorted(flat) == [False, True]
+    for name in ("report.md", "hbar_fit.png", "mismatch_time.png", "mismatch_h.png",
+                 "fields_2d.png", "gibbs.png", "regimes.png"):
+        assert (out / name).is_file(), name
+    assert "PASSED" in (out / "report.md").read_text()
+
+
+def test_every_shipped_case_loads_in_both_modes() -> None:
+    """The [full] tables merge into valid cases (the full run is too big to test here)."""
+    paths = V.find_cases(None)
+    assert {p.stem for p in paths} >= {"packet_1d", "squeezed_2d", "double_well_1d",
+                                       "tilted_double_well_1d", "regimes_flat_1d",
+                                       "regimes_anisotropic_2d"}
+    for p in paths:
+        for mode in V.MODES:
+            vc = V.load_verify_case(p, mode)
+            assert vc.spec.checks
+    full = V.load_verify_case(V.VERIFY_DIR / "packet_1d.toml", "full")
+    quick = V.load_verify_case(V.VERIFY_DIR / "packet_1d.toml", "quick")
+    assert len(full.spec.pairs) > len(quick.spec.pairs)
+    assert full.case.mesh.cells[0] > quick.case.mesh.cells[0]
+
+
+def test_hbar_fit_fails_with_a_wrong_mass_or_expectation(comm) -> None:
+    """With m = 1.1/γ the best ħ is not γ/β and the minimum is broad; a wrong ħ_e fails too."""
+    vc = variant("packet_1d", PACKET)
+    run = V.madelung_run(V.with_pair(vc.case, 1.0, 1.0), comm, vc.spec.times)
+    right, fit = V.check_hbar_fit(vc, 1.0, 1.0, comm, run=run)
+    assert right.passed, right.details
+    assert fit is not None and fit.width < 5e-3 and right.value < 1e-3
+    wrong_m, fit_m = V.check_hbar_fit(vc, 1.0, 1.0, comm, m_factor=1.1, run=run)
+    assert not wrong_m.passed
+    assert wrong_m.value > 0.02 and fit_m is not None and fit_m.width > 0.05
+    wrong_e, _ = V.check_hbar_fit(vc, 1.0, 1.0, comm, hbar_expected=1.02, run=run)
+    assert not wrong_e.passed and wrong_e.value == pytest.approx(
+        abs(right.details["hbar_fit"] / 1.02 - 1))
+
+
+def test_correspondence_and_refinement_fail_with_a_wrong_mass(comm) -> None:
+    """With m = 1.05/γ the mismatch exceeds the tolerance and stops converging under refinement."""
+    vc = variant("packet_1d", PACKET)
+    run = V.madelung_run(V.with_pair(vc.case, 1.0, 1.0), comm, vc.spec.times)
+    right, _ = V.check_correspondence(vc, 1.0, 1.0, comm, run=run)
+    wrong, _ = V.check_correspondence(vc, 1.0, 1.0, comm, m_factor=1.05, run=run)
+    assert right.passed and not wrong.passed
+    assert wrong.value > 2 * wrong.tolerance
+    ref = V.check_refinement(vc, comm, m_factor=1.05)
+    assert not ref.passed and ref.value < 0.5, ref.details
+
+
+def test_gibbs_checks_fail_with_a_wrong_beta_or_hbar(comm) -> None:
+    """Gibbs at 1.2β is far from ψ₀²; with ħ ≠ γ/β in H, E₀ stops shrinking towards 0."""
+    vc = variant("tilted_double_well_1d", WELL)
+    levels = V.ground_levels(vc, comm)
+    assert V.check_ground_energy(vc, levels).passed
+    assert V.check_ground_gibbs(vc, levels).passed
+    beta = vc.case.parameters.beta
+    wrong_beta = V.ground_levels(vc, comm, beta_gibbs=1.2 * beta)
+    check = V.check_ground_gibbs(vc, wrong_beta, 1.2 * beta)
+    assert not check.passed and check.value > 100 * check.tolerance
+    wrong_hbar = V.ground_levels(vc, comm, hbar=1.1 * vc.case.parameters.hbar)
+    check = V.check_ground_energy(vc, wrong_hbar)
+    assert not check.passed and check.value > 100 * check.tolerance
+
+
+def test_fokker_planck_check_fails_with_a_wrong_beta_or_too_short_a_run(comm) -> None:
+    """The long-time FP density is Gibbs at β, not at 1.2β; at t = 10 it has not relaxed yet."""
+    vc = variant("tilted_double_well_1d", WELL)
+    right, profile = V.check_fokker_planck(vc, comm)
+    assert right.passed, right.details
+    assert (profile is not None) == (comm.rank == 0)
+    wrong, _ = V.check_fokker_planck(vc, comm, beta_gibbs=1.2 * vc.case.parameters.beta)
+    assert not wrong.passed and wrong.value > 100 * wrong.tolerance
+    short, _ = V.check_fokker_planck(variant("tilted_double_well_1d", V.deep_merged(
+        WELL, {"discretisation": {"t_end": 10.0}})), comm)
+    assert not short.passed and short.value > 100 * short.tolerance
+
+
+def test_regimes_fail_on_a_wrong_mass_or_a_wrong_claim(comm) -> None:
+    """A wrong m breaks the regimes, and so does a wrong claim about which coincide.
+
+    Flat metric: α = 1, ½, 0 coincide to round-off and a wrong m breaks them all; on g = 2
+    the regimes α ≠ 1 differ, so claiming they coincide fails.
+    """
+    flat = variant("regimes_flat_1d", REGIMES)
+    wrong_m = V.check_regimes(flat, comm, alphas=(1.0, 0.5), m_factor=1.05)
+    assert not wrong_m.passed and wrong_m.value > 2 * wrong_m.tolerance
+    assert wrong_m.details["max_nodal_difference_to_first"] == [0.0, 0.0]  # F identical
+    curved = variant("regimes_flat_1d", V.deep_merged(REGIMES, {"metric": {"g": [[2.0]]}}))
+    with mock.patch.object(V, "quantum_expected", lambda case, alpha: True):
+        claim = V.check_regimes(curved, comm, alphas=(1.0, 0.5))
+    assert not claim.passed
+    m1, mhalf = claim.details["mismatch"]
+    assert mhalf > 10 * claim.tolerance and mhalf > 10 * m1, claim.details
+
+
+def test_bad_input_exits_2(tmp_dir, capsys) -> None:
+    """Unknown case names, unknown [verify] keys and off-grid times are input errors."""
+    assert main(["verify", "--cases", "no_such_case", "--out", str(tmp_dir / "x")]) == 2
+    assert "no_such_case" in capsys.readouterr().err
+    with pytest.raises(CaseError, match="verify.tolerance"):
+        variant("packet_1d", {"verify": {"tolerance": 1.0}})
+    with pytest.raises(CaseError, match="verify.times"):
+        variant("packet_1d", {"verify": {"times": [0.405]}})
+    with pytest.raises(CaseError, match="verify.checks"):
+        variant("double_well_1d", {"verify": {"checks": ["hbar_fit"]}})
+    with pytest.raises(CaseError, match="verify.refinement"):
+        variant("double_well_1d", {"verify": {"refinement": [100, 50]}})
