@@ -10,8 +10,10 @@ words what ``passed`` means.
    (3.11) with ħ = γ/β, m = 1/γ from the same p₀, S₀ (ψ₀ = √p₀ e^{iS₀/ħ}, the
    nodal values of the Madelung initial state), and both against the exact
    Gaussian state where there is one: the relative L² mismatch of p against
-   |ψ|², and of ∇S against ħ∇arg ψ = ħ(ψ_r∇ψ_i − ψ_i∇ψ_r)/|ψ|² on the support
-   p > 10⁻³ max p, at each observation time. ``refinement`` repeats the
+   |ψ|², and of ∇S against ħ∇arg ψ = ħ(ψ_r∇ψ_i − ψ_i∇ψ_r)/|ψ|² weighted by p on
+   the support p > 10⁻³ max p, at each observation time (:class:`Mismatch`).
+   The Schrödinger reference may have a higher degree than the Madelung run on
+   the same mesh (``schrodinger_degree``). ``refinement`` repeats the
    Madelung–Schrödinger comparison on finer meshes (dt ∝ h) and measures the
    observed order of the mismatch.
 2. ``hbar_fit`` — the Madelung run at (γ, β) is data; Schrödinger runs with a
@@ -437,7 +439,8 @@ class Wave:
     """Schrödinger (3.11) on the mesh of a hydrodynamic run, started from its p₀, S₀.
 
     ψ₀ = √p₀ e^{iS₀/ħ} (3.10) is interpolated from the Madelung initial state
-    (on the same space, nodal values: the same p₀ and S₀ for every ħ). ħ is a
+    (R₀, S₀), so every trial ħ starts from the same p₀ and S₀ (on the Madelung
+    space itself, ψ₀ takes the nodal values R₀ e^{iS₀/ħ}). ħ is a
     ``fem.Constant``: a scan over ħ compiles the forms once and factorises the
     Crank–Nicolson matrix once per ħ. ``m_factor`` ≠ 1 runs with a deliberately
     wrong mass (m = m_factor/γ), for tests that a check can fail.
@@ -846,7 +849,8 @@ def check_hbar_fit(vc: VerifyCase, gamma: float, beta: float, comm: MPI.Comm,
         run = run or madelung_run(with_pair(vc.case, gamma, beta), comm, spec.times)
         fit = fit_hbar(run, spec, m_factor)
     except SolverError as e:
-        return failed(name, tol, criterion, e), None
+        return failed(name, tol, criterion, e, case=vc.name, gamma=gamma, beta=beta,
+                      hbar_expected=expected), None
     rel = abs(fit.hbar_fit / expected - 1)
     passed = rel <= tol and fit.width <= tol and not fit.at_bound
     return Check(name, bool(passed), rel, tol, {
@@ -1106,9 +1110,10 @@ def check_regimes(vc: VerifyCase, comm: MPI.Comm, alphas: Sequence[float] | None
 # the whole verification
 
 
-def failed(name: str, tol: float, criterion: str, error: Exception) -> Check:
+def failed(name: str, tol: float, criterion: str, error: Exception, **details: Any) -> Check:
     """A check whose computation failed (e.g. a run with no acceptable time step)."""
-    return Check(name, False, math.nan, tol, {"criterion": criterion, "error": str(error)})
+    return Check(name, False, math.nan, tol,
+                 {"criterion": criterion, "error": str(error), **details})
 
 
 @dataclass
@@ -1182,10 +1187,13 @@ def run_case_checks(vc: VerifyCase, comm: MPI.Comm, report: Report, out: Path | 
             try:  # one Madelung run for both checks; a failure fails both
                 run = madelung_run(with_pair(vc.case, gamma, beta), comm, spec.times)
             except SolverError as e:
-                for c in ("correspondence", "hbar_fit"):
+                pair = {"case": vc.name, "gamma": gamma, "beta": beta,
+                        "hbar_expected": gamma / beta}
+                for c, tol in (("correspondence", spec.mismatch_tolerance),
+                               ("hbar_fit", spec.hbar_tolerance)):
                     if c in spec.checks:
-                        add(failed(f"{c}[{vc.name}] gamma={gamma:g} beta={beta:g}", math.nan,
-                                   "the Madelung run completes", e))
+                        add(failed(f"{c}[{vc.name}] gamma={gamma:g} beta={beta:g}", tol,
+                                   "the Madelung run completes", e, **pair))
                 continue
         if "correspondence" in spec.checks:
             panels = None

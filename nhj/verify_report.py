@@ -90,7 +90,7 @@ def summary_table(report: Report) -> str:
     fits = report.hbar_table()
     if fits:
         out.append("hbar fit (m = 1/gamma):  gamma  beta  hbar_expected  hbar_fit  rel_error")
-        out += [f"  {r['case']:>24s}  {fmt(r['gamma']):>5s}  {fmt(r['beta']):>4s}  "
+        out += [f"  {r['case'] or '-':>24s}  {fmt(r['gamma']):>5s}  {fmt(r['beta']):>4s}  "
                 f"{fmt(r['hbar_expected'], '.6g'):>13s}  {fmt(r['hbar_fit'], '.6g'):>8s}  "
                 f"{fmt(r['rel_error'], '.2e'):>9s}" for r in fits]
     n = sum(c.passed for c in report.checks)
