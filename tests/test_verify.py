@@ -186,3 +186,23 @@ def test_bad_input_exits_2(tmp_dir, capsys) -> None:
         variant("double_well_1d", {"verify": {"checks": ["hbar_fit"]}})
     with pytest.raises(CaseError, match="verify.refinement"):
         variant("double_well_1d", {"verify": {"refinement": [100, 50]}})
+
+
+def test_report_shows_failed_checks(tmp_dir, comm) -> None:
+    """A check whose run failed is a FAIL row with its error, and the report is still written."""
+    from nhj.solvers import SolverError
+    from nhj.verify_report import summary_table, write_report
+
+    report = V.Report("quick", ranks=comm.size)
+    report.checks.append(V.failed("hbar_fit[packet_1d] gamma=2 beta=2", 5e-3, "the run completes",
+                                  SolverError("no acceptable time step"), case="packet_1d",
+                                  gamma=2.0, beta=2.0, hbar_expected=1.0))
+    assert not report.passed
+    table = summary_table(report)
+    assert "FAIL" in table and "FAILED (0/1 checks" in table
+    write_report(report, tmp_dir, comm)
+    if comm.rank == 0:
+        data = json.loads((tmp_dir / "report.json").read_text())
+        assert data["passed"] is False and data["checks"][0]["value"] is None
+        assert data["hbar_fit"][0]["hbar_fit"] is None
+        assert "no acceptable time step" in (tmp_dir / "report.md").read_text()
