@@ -529,17 +529,22 @@ def check_equation(case: Case) -> None:
         raise CaseError("langevin", "particles need a box domain (interval, rectangle or box mesh)")
 
 
-def load_case(path: str | Path) -> Case:
-    """Read and validate a case file; raises CaseError on any problem."""
-    path = Path(path)
+def read_toml(path: Path) -> tuple[str, dict[str, Any]]:
+    """The text of a TOML file and its parsed table; CaseError("case", ...) when it cannot be."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise CaseError("case", f"cannot read {path}: {e.strerror or e}") from None
     try:
-        d = tomllib.loads(text)
+        return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise CaseError("case", f"{path} is not valid TOML: {e}".replace("\n", " ")) from None
+
+
+def load_case(path: str | Path) -> Case:
+    """Read and validate a case file; raises CaseError on any problem."""
+    path = Path(path)
+    text, d = read_toml(path)
     case = Case.from_dict(d, path.resolve().parent, name=path.stem)
     return _with_source(case, path, text)
 

@@ -48,7 +48,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -61,7 +60,7 @@ import ufl
 from dolfinx import fem
 
 from nhj import backends
-from nhj.case import Case, NoiseSpec
+from nhj.case import Case, NoiseSpec, read_toml
 from nhj.covariant import Metric
 from nhj.diagnostics import global_scalar, quadrature
 from nhj.eigen import gibbs_l1, ground_state, mesh_size
@@ -285,14 +284,7 @@ def deep_merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, A
 def load_verify_case(path: str | Path, mode: str = "quick") -> VerifyCase:
     """Read a verification case; ``mode = "full"`` merges its [full] table first."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise CaseError("case", f"cannot read {path}: {e.strerror or e}") from None
-    try:
-        d = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise CaseError("case", f"{path} is not valid TOML: {e}".replace("\n", " ")) from None
+    text, d = read_toml(path)
     vc = verify_case_from_dict(d, path.resolve().parent, path.stem, mode)
     return replace(vc, case=replace(vc.case, path=path, text=text), path=path)
 
