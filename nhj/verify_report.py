@@ -228,6 +228,13 @@ def make_figures(report: Report, out: Path) -> list[Path]:
     return paths
 
 
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    """Write a figure as PNG and free it."""
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _pyplot() -> Any:
     import matplotlib
 
@@ -256,10 +263,7 @@ def fig_hbar_fit(report: Report, out: Path) -> Path | None:
     a.set(xlabel="ħ / (γ/β)", ylabel="J(ħ)", title="mismatch over the search interval")
     b.set(xlabel="ħ / (γ/β) − 1  [%]", ylabel="J(ħ)", title="around the minimum (m = 1/γ)")
     b.legend(fontsize=7)
-    path = out / "hbar_fit.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out / "hbar_fit.png")
 
 
 def fig_mismatch_time(report: Report, out: Path) -> Path | None:
@@ -277,10 +281,7 @@ def fig_mismatch_time(report: Report, out: Path) -> Path | None:
                 "Madelung–exact)")
     axes[1].set(xlabel="t", title="∇S vs ħ∇arg ψ (p-weighted, on the support)")
     axes[1].legend(fontsize=7)
-    path = out / "mismatch_time.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out / "mismatch_time.png")
 
 
 def fig_mismatch_h(report: Report, out: Path) -> Path | None:
@@ -301,10 +302,7 @@ def fig_mismatch_h(report: Report, out: Path) -> Path | None:
     ax.set(xlabel="h (dt ∝ h)", ylabel="max_t relative mismatch",
            title="Madelung–Schrödinger mismatch under refinement")
     ax.legend(fontsize=7)
-    path = out / "mismatch_h.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out / "mismatch_h.png")
 
 
 def fig_fields_2d(report: Report, out: Path) -> Path | None:
@@ -362,10 +360,7 @@ def fig_gibbs(report: Report, out: Path) -> Path | None:
         ax.plot(pr.x, pr.p, "C3:", label="Fokker–Planck p(t_end)")
         ax.set(xlabel="x0", title=name)
         ax.legend(fontsize=7)
-    path = out / "gibbs.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out / "gibbs.png")
 
 
 def fig_regimes(report: Report, out: Path) -> Path | None:
@@ -387,7 +382,4 @@ def fig_regimes(report: Report, out: Path) -> Path | None:
             ax.axhline(d["separation_bound"], color="k", lw=0.8, ls=":")
         ax.set(xlabel="t", title=f"{d['case']} ({'flat' if d['flat'] else 'anisotropic'})")
         ax.legend(fontsize=7)
-    path = out / "regimes.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out / "regimes.png")
