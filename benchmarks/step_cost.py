@@ -17,9 +17,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import nhj  # noqa: F401  (imports dolfinx_solver first)
 from mpi4py import MPI
 
+import nhj  # noqa: F401  (imports dolfinx_solver first)
 from nhj.case import load_case
 from nhj.problem import build
 from nhj.run import versions
@@ -31,8 +31,14 @@ ROOT = Path(__file__).resolve().parents[1]
 def seconds_per_step(case, comm, steps: int, warmup: int = 3) -> tuple[float, dict, int]:
     problem = build(case, comm)
     disc = case.discretisation
-    stepper = problem.stepper or TimeStepper(problem.semidiscrete, disc.scheme, problem.u0,
-                                             disc.dt_used, problem.bcs, case.solver.petsc_options)
+    stepper = problem.stepper or TimeStepper(
+        problem.semidiscrete,
+        disc.scheme,
+        problem.u0,
+        disc.dt_used,
+        problem.bcs,
+        case.solver.petsc_options,
+    )
     for _ in range(warmup):
         stepper.advance()
     comm.barrier()
@@ -56,8 +62,11 @@ def main() -> None:
     base = load_case(ROOT / "cases" / "madelung_coherent_2d.toml")
     mesh = replace(base.mesh, cells=(args.cells, args.cells))
     madelung = replace(base, mesh=mesh)
-    schrodinger = replace(madelung, equation="schrodinger",
-                          discretisation=replace(base.discretisation, scheme="crank_nicolson"))
+    schrodinger = replace(
+        madelung,
+        equation="schrodinger",
+        discretisation=replace(base.discretisation, scheme="crank_nicolson"),
+    )
     t_s, _, dofs_s = seconds_per_step(schrodinger, comm, args.steps)
     t_m, stats, dofs_m = seconds_per_step(madelung, comm, args.steps)
     result = {
@@ -71,8 +80,9 @@ def main() -> None:
         "seconds_per_step": {"schrodinger": t_s, "madelung": t_m},
         "ratio": t_m / t_s,
         "goal_ratio": 8.0,
-        "madelung_newton": {k: stats.get(k) for k in ("accepted", "rejected", "newton_iterations",
-                                                      "factorisations")},
+        "madelung_newton": {
+            k: stats.get(k) for k in ("accepted", "rejected", "newton_iterations", "factorisations")
+        },
         "versions": versions(),
     }
     if comm.rank == 0:

@@ -48,8 +48,24 @@ __all__ = ["FUNCTION_NAMES", "NUMPY", "UFL"]
 
 #: Names of the functions every backend provides (constants ``pi``, ``e`` aside).
 FUNCTION_NAMES: tuple[str, ...] = (
-    "sin", "cos", "tan", "asin", "acos", "atan", "atan2", "sinh", "cosh", "tanh",
-    "exp", "log", "sqrt", "abs", "erf", "sign", "min", "max",
+    "sin",
+    "cos",
+    "tan",
+    "asin",
+    "acos",
+    "atan",
+    "atan2",
+    "sinh",
+    "cosh",
+    "tanh",
+    "exp",
+    "log",
+    "sqrt",
+    "abs",
+    "erf",
+    "sign",
+    "min",
+    "max",
 )
 
 
@@ -60,10 +76,26 @@ def _erf(x: Any) -> Any:
 
 
 NUMPY = SimpleNamespace(
-    sin=np.sin, cos=np.cos, tan=np.tan, asin=np.arcsin, acos=np.arccos, atan=np.arctan,
-    atan2=np.arctan2, sinh=np.sinh, cosh=np.cosh, tanh=np.tanh, exp=np.exp, log=np.log,
-    sqrt=np.sqrt, abs=np.abs, erf=_erf, sign=np.sign, min=np.minimum, max=np.maximum,
-    pi=math.pi, e=math.e,
+    sin=np.sin,
+    cos=np.cos,
+    tan=np.tan,
+    asin=np.arcsin,
+    acos=np.arccos,
+    atan=np.arctan,
+    atan2=np.arctan2,
+    sinh=np.sinh,
+    cosh=np.cosh,
+    tanh=np.tanh,
+    exp=np.exp,
+    log=np.log,
+    sqrt=np.sqrt,
+    abs=np.abs,
+    erf=_erf,
+    sign=np.sign,
+    min=np.minimum,
+    max=np.maximum,
+    pi=math.pi,
+    e=math.e,
 )
 """The numpy backend: functions of arrays (or numbers), elementwise."""
 
@@ -82,10 +114,24 @@ def _number_safe(ufl_f: Callable[..., Any], numpy_f: Callable[..., Any]) -> Call
 
 
 _UFL_FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "sin": ufl.sin, "cos": ufl.cos, "tan": ufl.tan, "asin": ufl.asin, "acos": ufl.acos,
-    "atan": ufl.atan, "atan2": ufl.atan2, "sinh": ufl.sinh, "cosh": ufl.cosh,
-    "tanh": ufl.tanh, "exp": ufl.exp, "log": ufl.ln, "sqrt": ufl.sqrt, "abs": abs,
-    "erf": ufl.erf, "sign": ufl.sign, "min": ufl.min_value, "max": ufl.max_value,
+    "sin": ufl.sin,
+    "cos": ufl.cos,
+    "tan": ufl.tan,
+    "asin": ufl.asin,
+    "acos": ufl.acos,
+    "atan": ufl.atan,
+    "atan2": ufl.atan2,
+    "sinh": ufl.sinh,
+    "cosh": ufl.cosh,
+    "tanh": ufl.tanh,
+    "exp": ufl.exp,
+    "log": ufl.ln,
+    "sqrt": ufl.sqrt,
+    "abs": abs,
+    "erf": ufl.erf,
+    "sign": ufl.sign,
+    "min": ufl.min_value,
+    "max": ufl.max_value,
 }
 
 UFL = SimpleNamespace(

@@ -75,7 +75,7 @@ class Parameters:
 
     @property
     def m(self) -> float:
-        """m = 1/γ (3.13)."""
+        """M = 1/γ (3.13)."""
         return 1.0 / self.gamma
 
     def values(self) -> dict[str, float]:
@@ -141,7 +141,9 @@ class MetricSpec:
         )
 
 
-def tensor_entries(value: Any, f: str, dim: int, names: tuple[str, ...]) -> tuple[tuple[Any, ...], ...]:
+def tensor_entries(
+    value: Any, f: str, dim: int, names: tuple[str, ...]
+) -> tuple[tuple[Any, ...], ...]:
     """A K×K list of numbers or expression strings, symmetric as written."""
     if not isinstance(value, list) or len(value) != dim:
         raise CaseError(f, f"must be a {dim}x{dim} list of lists (numbers or expression strings)")
@@ -167,7 +169,8 @@ def tensor_entries(value: Any, f: str, dim: int, names: tuple[str, ...]) -> tupl
 @dataclass(frozen=True)
 class PotentialSpec:
     """V directly, a harmonic V = ½ m Σ ω_i² y_i², or the loss L̄ (an expression, or
-    L̄ = ½ Σ a_i y_i² by its curvatures a_i) from which V follows by (3.6)."""
+    L̄ = ½ Σ a_i y_i² by its curvatures a_i) from which V follows by (3.6).
+    """
 
     V: Expr | None = None
     loss: Expr | None = None
@@ -187,8 +190,10 @@ class PotentialSpec:
         check_keys(t, keys, s)
         given = [k for k in keys if k in t]
         if len(given) > 1:
-            raise CaseError(join(s, given[1]),
-                            f"give only one of V, loss, omega, curvature (also got {given[0]})")
+            raise CaseError(
+                join(s, given[1]),
+                f"give only one of V, loss, omega, curvature (also got {given[0]})",
+            )
         names = coordinate_names(dim) + PARAMETER_NAMES
         if "V" in t:
             return cls(V=parse(as_str(t["V"], join(s, "V")), field=join(s, "V"), names=names))
@@ -198,7 +203,9 @@ class PotentialSpec:
         if "omega" in t:
             return cls(omega=as_floats(t["omega"], join(s, "omega"), dim, nonnegative=True))
         if "curvature" in t:
-            return cls(curvature=as_floats(t["curvature"], join(s, "curvature"), dim, positive=True))
+            return cls(
+                curvature=as_floats(t["curvature"], join(s, "curvature"), dim, positive=True)
+            )
         return cls()
 
 
@@ -365,7 +372,9 @@ class SolverSpec:
         opts = as_table(t.get("petsc_options", {}), join(s, "petsc_options"))
         for k, v in opts.items():
             if not isinstance(v, (str, int, float, bool)):
-                raise CaseError(join(s, f"petsc_options.{k}"), "must be a string, number or boolean")
+                raise CaseError(
+                    join(s, f"petsc_options.{k}"), "must be a string, number or boolean"
+                )
         return cls(dict(opts))
 
 
@@ -415,20 +424,44 @@ class NonlinearSpec:
         keys = ("tolerance", "dt_min", "max_iterations", "newton_rtol", "node_threshold")
         check_keys(t, keys, s)
         return cls(
-            tolerance=as_float(t.get("tolerance", cls.tolerance), join(s, "tolerance"), positive=True),
+            tolerance=as_float(
+                t.get("tolerance", cls.tolerance), join(s, "tolerance"), positive=True
+            ),
             dt_min=as_float(t.get("dt_min", cls.dt_min), join(s, "dt_min"), positive=True, hi=1.0),
-            max_iterations=as_int(t.get("max_iterations", cls.max_iterations),
-                                  join(s, "max_iterations"), lo=2, hi=100),
-            newton_rtol=as_float(t.get("newton_rtol", cls.newton_rtol), join(s, "newton_rtol"),
-                                 positive=True, hi=1e-3),
-            node_threshold=as_float(t.get("node_threshold", cls.node_threshold),
-                                    join(s, "node_threshold"), positive=True, hi=1.0),
+            max_iterations=as_int(
+                t.get("max_iterations", cls.max_iterations), join(s, "max_iterations"), lo=2, hi=100
+            ),
+            newton_rtol=as_float(
+                t.get("newton_rtol", cls.newton_rtol),
+                join(s, "newton_rtol"),
+                positive=True,
+                hi=1e-3,
+            ),
+            node_threshold=as_float(
+                t.get("node_threshold", cls.node_threshold),
+                join(s, "node_threshold"),
+                positive=True,
+                hi=1.0,
+            ),
         )
 
 
 SECTIONS = (
-    "equation", "name", "description", "parameters", "mesh", "discretisation", "metric",
-    "potential", "initial", "output", "solver", "noise", "boundary", "langevin", "vacuum",
+    "equation",
+    "name",
+    "description",
+    "parameters",
+    "mesh",
+    "discretisation",
+    "metric",
+    "potential",
+    "initial",
+    "output",
+    "solver",
+    "noise",
+    "boundary",
+    "langevin",
+    "vacuum",
     "nonlinear",
 )
 
@@ -482,7 +515,8 @@ class Case:
             mesh=mesh,
             discretisation=Discretisation.from_table(
                 section("discretisation", True),
-                "implicit_midpoint" if equation in HYDRODYNAMIC else "crank_nicolson"),
+                "implicit_midpoint" if equation in HYDRODYNAMIC else "crank_nicolson",
+            ),
             metric=MetricSpec.from_table(section("metric"), dim),
             potential=PotentialSpec.from_table(section("potential"), dim),
             initial=InitialSpec.from_table(section("initial", True), dim),
@@ -491,7 +525,8 @@ class Case:
             noise=NoiseSpec.from_table(section("noise"), dim),
             boundary=BoundarySpec.from_table(section("boundary")),
             langevin=LangevinSpec.from_table(section("langevin"), dim)
-            if "langevin" in d or equation == "langevin" else None,
+            if "langevin" in d or equation == "langevin"
+            else None,
             vacuum=VacuumSpec.from_table(section("vacuum")),
             nonlinear=NonlinearSpec.from_table(section("nonlinear")),
         )
@@ -505,26 +540,40 @@ def check_equation(case: Case) -> None:
         pot = case.potential
         if not pot.has_loss:
             bad = "V" if pot.V is not None else "omega" if pot.omega is not None else "loss"
-            raise CaseError(f"potential.{bad}", f"{case.equation} needs the average loss: give "
-                            "potential.loss (an expression) or potential.curvature")
+            raise CaseError(
+                f"potential.{bad}",
+                f"{case.equation} needs the average loss: give "
+                "potential.loss (an expression) or potential.curvature",
+            )
         if case.initial.kind == "coherent" or any(case.initial.momentum):
-            raise CaseError("initial.kind", f"{case.equation} takes a density: kind = "
-                            "'gaussian' (center, width) or 'expression' (p)")
+            raise CaseError(
+                "initial.kind",
+                f"{case.equation} takes a density: kind = "
+                "'gaussian' (center, width) or 'expression' (p)",
+            )
     elif case.equation == "madelung" and (case.noise.alpha != 1 or case.noise.kappa is not None):
         bad = "noise.alpha" if case.noise.alpha != 1 else "noise.kappa"
-        raise CaseError(bad, "madelung is alpha = 1 (kappa = g/beta); use equation = "
-                        "'neural_hj' for other regimes or a given kappa")
+        raise CaseError(
+            bad,
+            "madelung is alpha = 1 (kappa = g/beta); use equation = "
+            "'neural_hj' for other regimes or a given kappa",
+        )
     elif case.langevin is not None:
         raise CaseError("langevin", "particles need equation = 'fokker_planck' or 'langevin'")
     if case.equation not in HYDRODYNAMIC:
         for key, default in (("vacuum", VacuumSpec()), ("nonlinear", NonlinearSpec())):
             if getattr(case, key) != default:
                 raise CaseError(key, "applies to equation = 'madelung' or 'neural_hj' only")
-    if case.equation in HYDRODYNAMIC and case.discretisation.scheme not in ("implicit_midpoint",
-                                                                           "crank_nicolson",
-                                                                           "implicit_euler"):
-        raise CaseError("discretisation.scheme", f"{case.equation} needs a one-step scheme: "
-                        "'implicit_midpoint' (default), 'crank_nicolson' or 'implicit_euler'")
+    if case.equation in HYDRODYNAMIC and case.discretisation.scheme not in (
+        "implicit_midpoint",
+        "crank_nicolson",
+        "implicit_euler",
+    ):
+        raise CaseError(
+            "discretisation.scheme",
+            f"{case.equation} needs a one-step scheme: "
+            "'implicit_midpoint' (default), 'crank_nicolson' or 'implicit_euler'",
+        )
     if case.langevin is not None and case.mesh.type == "gmsh":
         raise CaseError("langevin", "particles need a box domain (interval, rectangle or box mesh)")
 

@@ -34,50 +34,89 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"nhj {_version()}")
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
-    p.add_argument("--log-all-ranks", action="store_true",
-                   help="log from every MPI rank (default: rank 0 only)")
+    p.add_argument(
+        "--log-all-ranks",
+        action="store_true",
+        help="log from every MPI rank (default: rank 0 only)",
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    r = sub.add_parser("run", help="run a case file and write its result directory",
-                       description="Run CASE and write DIR/summary.json, diagnostics.csv, "
-                       "fields.bp (VTX), final.vtu and a copy of the case.",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    r = sub.add_parser(
+        "run",
+        help="run a case file and write its result directory",
+        description="Run CASE and write DIR/summary.json, diagnostics.csv, "
+        "fields.bp (VTX), final.vtu and a copy of the case.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     r.add_argument("case", type=Path, help="case file (TOML)")
-    r.add_argument("--out", type=Path, default=None,
-                   help="result directory (default: results/<case name>)")
-    r.add_argument("--max-wall-s", type=float, default=None,
-                   help="stop with status 'failed' after this many seconds of wall time")
+    r.add_argument(
+        "--out", type=Path, default=None, help="result directory (default: results/<case name>)"
+    )
+    r.add_argument(
+        "--max-wall-s",
+        type=float,
+        default=None,
+        help="stop with status 'failed' after this many seconds of wall time",
+    )
 
-    c = sub.add_parser("check", help="validate a case file (and build its mesh) without running",
-                       description="Load and validate CASE, build its mesh and check "
-                       "mesh-dependent input (SPD metric, initial density). Writes nothing.")
+    c = sub.add_parser(
+        "check",
+        help="validate a case file (and build its mesh) without running",
+        description="Load and validate CASE, build its mesh and check "
+        "mesh-dependent input (SPD metric, initial density). Writes nothing.",
+    )
     c.add_argument("case", type=Path, help="case file (TOML)")
 
-    pl = sub.add_parser("plot", help="plot a result directory (PNG files, off-screen)",
-                        description="Write DIR/diagnostics.png (mass, energy, error vs t) and "
-                        "DIR/fields.png (final p and S) from a result directory.")
+    pl = sub.add_parser(
+        "plot",
+        help="plot a result directory (PNG files, off-screen)",
+        description="Write DIR/diagnostics.png (mass, energy, error vs t) and "
+        "DIR/fields.png (final p and S) from a result directory.",
+    )
     pl.add_argument("result", type=Path, help="result directory written by `nhj run`")
 
     v = sub.add_parser(
-        "verify", help="measure the hbar = gamma/beta correspondence; write a report",
+        "verify",
+        help="measure the hbar = gamma/beta correspondence; write a report",
         description="Run the checks of the correspondence (docs/verify.md): Madelung vs "
         "Schrodinger vs exact for several (gamma, beta) with a refinement study, the hbar "
         "that fits the Madelung data, ground state <-> Gibbs <-> Fokker-Planck, and the "
         "regimes alpha = 1, 1/2, 0. Writes DIR/report.json, DIR/report.md and figures; "
         "prints the table. Exit code 0 only if every check passed.",
         epilog="Verification cases are case files with a [verify] table (cases/verify/).",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     mode = v.add_mutually_exclusive_group()
-    mode.add_argument("--quick", dest="mode", action="store_const", const="quick",
-                      help="laptop size, a few minutes on 2 cores (default)")
-    mode.add_argument("--full", dest="mode", action="store_const", const="full",
-                      help="cluster size: finer meshes, more pairs, longer times")
+    mode.add_argument(
+        "--quick",
+        dest="mode",
+        action="store_const",
+        const="quick",
+        help="laptop size, a few minutes on 2 cores (default)",
+    )
+    mode.add_argument(
+        "--full",
+        dest="mode",
+        action="store_const",
+        const="full",
+        help="cluster size: finer meshes, more pairs, longer times",
+    )
     v.set_defaults(mode="quick")
-    v.add_argument("--out", type=Path, default=Path("results") / "verify",
-                   help="report directory (default: results/verify)")
-    v.add_argument("--cases", nargs="+", metavar="CASE", default=None,
-                   help="verification cases: names in cases/verify/ or .toml files "
-                   "(default: every case in cases/verify/)")
+    v.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results") / "verify",
+        help="report directory (default: results/verify)",
+    )
+    v.add_argument(
+        "--cases",
+        nargs="+",
+        metavar="CASE",
+        default=None,
+        help="verification cases: names in cases/verify/ or .toml files "
+        "(default: every case in cases/verify/)",
+    )
     return p
 
 

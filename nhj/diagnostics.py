@@ -52,8 +52,9 @@ class ExactError:
     the forms compile once) and ``components(x, C, M)``.
     """
 
-    def __init__(self, u: Any, state: Any, metric: Metric, degree: int, msh: Any = None,
-                 density: Any = None) -> None:
+    def __init__(
+        self, u: Any, state: Any, metric: Metric, degree: int, msh: Any = None, density: Any = None
+    ) -> None:
         msh = msh if msh is not None else u.function_space.mesh
         self.state, self.comm = state, msh.comm
         self.C = fem.Constant(msh, state.coefficients(0.0))
@@ -63,8 +64,10 @@ class ExactError:
         dx = quadrature(degree)
 
         def relative(a: Any, b: Any) -> tuple[fem.Form, fem.Form]:
-            return (fem.form(metric.volume(ufl.inner(a - b, a - b), dx)),
-                    fem.form(metric.volume(ufl.inner(b, b), dx)))
+            return (
+                fem.form(metric.volume(ufl.inner(a - b, a - b), dx)),
+                fem.form(metric.volume(ufl.inner(b, b), dx)),
+            )
 
         self.forms = {"error_l2": relative(u, ex)}
         if density is not None:
@@ -74,8 +77,10 @@ class ExactError:
     def __call__(self, t: float) -> dict[str, float]:
         """Relative errors at time t."""
         self.C.value[:] = self.state.coefficients(t)
-        return {k: float(np.sqrt(global_scalar(e, self.comm) / global_scalar(r, self.comm)))
-                for k, (e, r) in self.forms.items()}
+        return {
+            k: float(np.sqrt(global_scalar(e, self.comm) / global_scalar(r, self.comm)))
+            for k, (e, r) in self.forms.items()
+        }
 
 
 class MinValue:
@@ -101,8 +106,15 @@ class GibbsDistance:
 
     columns = ("gibbs_l1", "rel_entropy", "free_energy")
 
-    def __init__(self, p: fem.Function, logweight: Any, loss: Any, temperature: float,
-                 metric: Metric, degree: int) -> None:
+    def __init__(
+        self,
+        p: fem.Function,
+        logweight: Any,
+        loss: Any,
+        temperature: float,
+        metric: Metric,
+        degree: int,
+    ) -> None:
         msh = p.function_space.mesh
         self.comm = msh.comm
         dx = quadrature(degree)
@@ -112,8 +124,11 @@ class GibbsDistance:
         self.forms = {
             "gibbs_l1": fem.form(metric.volume(abs(p - pinf), dx)),
             "rel_entropy": fem.form(
-                metric.volume(ufl.max_value(p, 0) * (logp - logweight + np.log(Z)), dx)),
-            "free_energy": fem.form(metric.volume(p * loss + temperature * ufl.max_value(p, 0) * logp, dx)),
+                metric.volume(ufl.max_value(p, 0) * (logp - logweight + np.log(Z)), dx)
+            ),
+            "free_energy": fem.form(
+                metric.volume(p * loss + temperature * ufl.max_value(p, 0) * logp, dx)
+            ),
         }
 
     def __call__(self, t: float) -> dict[str, float]:

@@ -124,8 +124,13 @@ def _apply_options(eps: SLEPc.EPS, options: Mapping[str, Any]) -> None:
         opts.prefixPop()
 
 
-def ground_state(eq: Schrodinger, space: Any, bcs: list[Any], target: float | None = None,
-                 petsc_options: Mapping[str, Any] | None = None) -> GroundState:
+def ground_state(
+    eq: Schrodinger,
+    space: Any,
+    bcs: list[Any],
+    target: float | None = None,
+    petsc_options: Mapping[str, Any] | None = None,
+) -> GroundState:
     """The lowest eigenpair of H = −(ħ²/2m)Δ_g + V of (3.11) on a scalar P_k space (collective).
 
     Args:
@@ -142,8 +147,11 @@ def ground_state(eq: Schrodinger, space: Any, bcs: list[Any], target: float | No
     u, v = ufl.TrialFunction(space), ufl.TestFunction(space)
     a = fem.form(eq.h(u, v))
     m = fem.form(eq.metric.volume(u * v))
-    sigma = default_target(eq, msh, space.element.basix_element.degree) if target is None \
+    sigma = (
+        default_target(eq, msh, space.element.basix_element.degree)
+        if target is None
         else float(target)
+    )
     options = default_eigen_options()
     options.update(petsc_options or {})
     psi = fem.Function(space, name="psi0")
@@ -174,15 +182,19 @@ def ground_state(eq: Schrodinger, space: Any, bcs: list[Any], target: float | No
             raise SolverError(f"ground-state eigensolve failed: {e}") from None
         nconv = eps.getConverged()
         if eps.getConvergedReason() < 0 or nconv < 1:
-            raise SolverError(f"ground-state eigensolve did not converge (EPS reason "
-                              f"{eps.getConvergedReason()}, {nconv} pairs)")
+            raise SolverError(
+                f"ground-state eigensolve did not converge (EPS reason "
+                f"{eps.getConvergedReason()}, {nconv} pairs)"
+            )
         # nearest to σ < E₀ is the smallest; take the minimum anyway, order is SLEPc's business
         values = [eps.getEigenvalue(i).real for i in range(nconv)]
         i0 = int(np.argmin(values))
         E0 = float(values[i0])
         if not E0 > sigma:
-            raise SolverError(f"eigenvalue {E0:.6g} is not above the shift {sigma:.6g}: "
-                              "pass a target below the spectrum")
+            raise SolverError(
+                f"eigenvalue {E0:.6g} is not above the shift {sigma:.6g}: "
+                "pass a target below the spectrum"
+            )
         x = psi.x.petsc_vec
         eps.getEigenvector(i0, x)
         M.mult(x, y)  # y = M x: x·y = ∫ψ²√g, Σy = ∫ψ√g (less boundary rows, where ψ = 0)
@@ -195,8 +207,9 @@ def ground_state(eq: Schrodinger, space: Any, bcs: list[Any], target: float | No
     return GroundState(E0, psi, nconv, sigma)
 
 
-def gibbs_l1(p: Any, loss: Any, gamma: float, beta: float, metric: Metric, degree: int,
-             comm: MPI.Comm) -> float:
+def gibbs_l1(
+    p: Any, loss: Any, gamma: float, beta: float, metric: Metric, degree: int, comm: MPI.Comm
+) -> float:
     """‖p − p∞‖₁ = ∫ |p − exp(−2βL̄/γ)/Z| √g dq, Z = ∫ exp(−2βL̄/γ) √g dq (collective).
 
     The Gibbs density of (2.7) at α = 1. ``p`` is a UFL expression or a Function
@@ -229,8 +242,11 @@ def ground_state_check(case: Case, comm: MPI.Comm) -> dict[str, float | int]:
         CaseError: The case has no loss (V given directly, or harmonic ω).
     """
     if not case.potential.has_loss:
-        raise CaseError("potential.loss", "the ground state ↔ Gibbs check needs the average "
-                        "loss: give potential.loss (an expression) or potential.curvature")
+        raise CaseError(
+            "potential.loss",
+            "the ground state ↔ Gibbs check needs the average "
+            "loss: give potential.loss (an expression) or potential.curvature",
+        )
     par, degree = case.parameters, case.discretisation.degree
     msh = build_mesh(case.mesh, comm)
     metric = make_metric(case.metric, msh)

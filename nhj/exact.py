@@ -81,7 +81,7 @@ class GaussianState:
         return out
 
     def flat_coordinates(self, x: Any, M: Any) -> list[Any]:
-        """y = L x as a list of components (UFL or numpy, per backend ``M``)."""
+        """Y = L x as a list of components (UFL or numpy, per backend ``M``)."""
         if self.L is None:
             return [x[i] for i in range(self.dim)]
         return [sum(float(self.L[i][j]) * x[j] for j in range(self.dim)) for i in range(self.dim)]
@@ -112,8 +112,9 @@ class GaussianState:
     def potential(self, x: Any, M: Any) -> Any:
         """V = ½ m Σ ω_i² y_i², the potential in which this state is exact."""
         y = self.flat_coordinates(x, M)
-        return sum((0.5 * self.m * w * w * y[i] * y[i] for i, w in enumerate(self.omega) if w),
-                   start=0.0)
+        return sum(
+            (0.5 * self.m * w * w * y[i] * y[i] for i, w in enumerate(self.omega) if w), start=0.0
+        )
 
     def energy(self) -> float:
         """⟨H⟩ = Σ_i [p_i²/2m + ½mω_i²c_i² + ħ²/(8mσ_i²) + ½ mω_i² σ_i²] (conserved)."""
@@ -121,7 +122,9 @@ class GaussianState:
         return float(
             sum(
                 p * p / (2 * m) + 0.5 * m * w * w * (c * c + s * s) + hb * hb / (8 * m * s * s)
-                for c, s, p, w in zip(self.center, self.width, self.momentum, self.omega, strict=True)
+                for c, s, p, w in zip(
+                    self.center, self.width, self.momentum, self.omega, strict=True
+                )
             )
         )
 

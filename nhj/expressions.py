@@ -57,15 +57,43 @@ from nhj import backends
 from nhj.schema import CaseError
 
 __all__ = [
-    "CONSTANTS", "FUNCTIONS", "MAX_DEPTH", "MAX_LENGTH", "MAX_TREE_DEPTH", "Binary", "Call",
-    "Expr", "ExpressionError", "Num", "Unary", "Var", "parse", "to_numpy", "to_ufl",
+    "CONSTANTS",
+    "FUNCTIONS",
+    "MAX_DEPTH",
+    "MAX_LENGTH",
+    "MAX_TREE_DEPTH",
+    "Binary",
+    "Call",
+    "Expr",
+    "ExpressionError",
+    "Num",
+    "Unary",
+    "Var",
+    "parse",
+    "to_numpy",
+    "to_ufl",
 ]
 
 #: Whitelisted functions and their numbers of arguments (all exist in every backend).
 FUNCTIONS: dict[str, int] = {
-    "sin": 1, "cos": 1, "tan": 1, "asin": 1, "acos": 1, "atan": 1, "atan2": 2, "sinh": 1,
-    "cosh": 1, "tanh": 1, "exp": 1, "log": 1, "sqrt": 1, "abs": 1, "erf": 1, "sign": 1,
-    "min": 2, "max": 2,
+    "sin": 1,
+    "cos": 1,
+    "tan": 1,
+    "asin": 1,
+    "acos": 1,
+    "atan": 1,
+    "atan2": 2,
+    "sinh": 1,
+    "cosh": 1,
+    "tanh": 1,
+    "exp": 1,
+    "log": 1,
+    "sqrt": 1,
+    "abs": 1,
+    "erf": 1,
+    "sign": 1,
+    "min": 2,
+    "max": 2,
 }
 #: Named constants, taken from the backend (``M.pi``, ``M.e``).
 CONSTANTS: tuple[str, ...] = ("pi", "e")
@@ -266,7 +294,7 @@ def _excerpt(text: str, col: int | None) -> str:
     if len(text) <= 60:
         return f"in {text!r}"
     lo = 0 if col is None else max(0, min(col - 25, len(text) - 50))
-    part = text[lo:lo + 50]
+    part = text[lo : lo + 50]
     return f"near {'...' if lo else ''}{part!r}{'...' if lo + 50 < len(text) else ''}"
 
 
@@ -298,7 +326,7 @@ class _Parser:
         elif text[pos] in _DIGITS or (
             text[pos] == "." and pos + 1 < n and text[pos + 1] in _DIGITS
         ):
-            tok = _Token("num", text[pos:self._number_end(pos)], pos)
+            tok = _Token("num", text[pos : self._number_end(pos)], pos)
         elif text[pos] in _NAME_START:
             end = pos + 1
             while end < n and text[end] in _NAME_CHARS:
@@ -456,14 +484,14 @@ class _Parser:
         if tok.kind == "name":
             if tok.text not in _RESERVED and tok.text not in self.allowed:
                 # Reported before the next token is read, so that errors come in text order.
-                called = self.text[self.pos:].lstrip(" \t\r\n").startswith("(")
-                raise self.error(f"unknown {'function' if called else 'name'} {tok.text!r}",
-                                 tok.col)
+                called = self.text[self.pos :].lstrip(" \t\r\n").startswith("(")
+                raise self.error(
+                    f"unknown {'function' if called else 'name'} {tok.text!r}", tok.col
+                )
             if self.peek().text == "(" and self.peek().kind == "op":
                 return self.call(tok)
             if tok.text in FUNCTIONS:
-                raise self.error(f"function {tok.text!r} needs arguments: {tok.text}(...)",
-                                 tok.col)
+                raise self.error(f"function {tok.text!r} needs arguments: {tok.text}(...)", tok.col)
             return self.node(Var(tok.text), tok.col)
         if tok.text == "(":
             e = self.expr()
@@ -517,12 +545,14 @@ def parse(text: str, *, field: str, names: Collection[str]) -> Expr:
             raise ValueError(f"{name!r} cannot be an expression variable")
     if not isinstance(text, str):
         shown = repr(text) if len(repr(text)) <= 40 else type(text).__name__
-        raise ExpressionError(field, f"must be an expression string, got {shown}; "
-                              + _allowed(allowed))
+        raise ExpressionError(
+            field, f"must be an expression string, got {shown}; " + _allowed(allowed)
+        )
     if len(text) > MAX_LENGTH:
         raise ExpressionError(
-            field, f"expression of {len(text)} characters is longer than {MAX_LENGTH}; "
-            + _allowed(allowed)
+            field,
+            f"expression of {len(text)} characters is longer than {MAX_LENGTH}; "
+            + _allowed(allowed),
         )
     return _Parser(text, field, allowed).parse()
 

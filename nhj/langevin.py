@@ -75,7 +75,7 @@ class LangevinModel:
         return g
 
     def drift(self, x: np.ndarray) -> np.ndarray:
-        """b = −γ g⁻¹∇L̄ + (1/√g)∂_ν(√g D^{μν}), (n, K)."""
+        """B = −γ g⁻¹∇L̄ + (1/√g)∂_ν(√g D^{μν}), (n, K)."""
         ginv, sqrtg = self._ginv_sqrtg(x)
         b = -self.gamma * np.einsum("nij,nj->ni", ginv, self.grad_loss(x))
         if not self.constant:
@@ -101,8 +101,17 @@ class Ensemble:
         t: Current time.
     """
 
-    def __init__(self, model: LangevinModel, n: int, seed: int, sample: Callable[..., np.ndarray],
-                 lower: np.ndarray, upper: np.ndarray, reflect: bool, comm: MPI.Comm) -> None:
+    def __init__(
+        self,
+        model: LangevinModel,
+        n: int,
+        seed: int,
+        sample: Callable[..., np.ndarray],
+        lower: np.ndarray,
+        upper: np.ndarray,
+        reflect: bool,
+        comm: MPI.Comm,
+    ) -> None:
         self.model, self.n, self.comm = model, n, comm
         self.lower, self.upper, self.reflect = lower, upper, reflect
         nblocks = -(-n // BLOCK)
@@ -118,7 +127,9 @@ class Ensemble:
 
     def _noise(self) -> np.ndarray:
         dim = self.x.shape[1]
-        parts = [rng.standard_normal((s, dim)) for rng, s in zip(self.rngs, self._sizes, strict=True)]
+        parts = [
+            rng.standard_normal((s, dim)) for rng, s in zip(self.rngs, self._sizes, strict=True)
+        ]
         return np.concatenate(parts) if parts else np.empty((0, dim))
 
     def advance(self, t: float, dt: float) -> None:
@@ -133,8 +144,11 @@ class Ensemble:
         for _ in range(steps):
             dW = self._noise() * np.sqrt(h)  # drawn for every particle: streams stay aligned
             x = self.x
-            kick = dW @ sigma.T if sigma is not None else np.einsum(
-                "nij,nj->ni", self.model.noise_factor(x), dW)
+            kick = (
+                dW @ sigma.T
+                if sigma is not None
+                else np.einsum("nij,nj->ni", self.model.noise_factor(x), dW)
+            )
             self.x = x + self.model.drift(x) * h + kick
             self._walls()
         self.t = t
@@ -183,7 +197,9 @@ def null_l1(P: np.ndarray, n: int, z: float = 5.0) -> tuple[float, float]:
     return mean, mean + z * sd
 
 
-def chi2_pvalue(O: np.ndarray, E: np.ndarray, min_expected: float = 5.0) -> tuple[float, float, int]:
+def chi2_pvalue(
+    O: np.ndarray, E: np.ndarray, min_expected: float = 5.0
+) -> tuple[float, float, int]:
     """Pearson χ² of counts O against expectations E (bins with E < 5 pooled)."""
     from scipy.stats import chi2
 

@@ -86,8 +86,13 @@ class Handler:
 class DiagnosticsCSV(Handler):
     """Rows of global scalars (computed on all ranks, written by rank 0)."""
 
-    def __init__(self, result: ResultDir, columns: Sequence[str],
-                 compute: Callable[[float], dict[str, float]], every: int) -> None:
+    def __init__(
+        self,
+        result: ResultDir,
+        columns: Sequence[str],
+        compute: Callable[[float], dict[str, float]],
+        every: int,
+    ) -> None:
         super().__init__(every)
         self.result, self.columns, self.compute = result, list(columns), compute
         self.rows: list[dict[str, float]] = []
@@ -102,8 +107,12 @@ class DiagnosticsCSV(Handler):
         row = {"step": step, "t": t, **self.compute(t)}
         self.rows.append(row)
         if self._file is not None:
-            self._writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in
-                                   ["step", "t", *self.columns]})
+            self._writer.writerow(
+                {
+                    k: ("" if row.get(k) is None else row.get(k))
+                    for k in ["step", "t", *self.columns]
+                }
+            )
             self._file.flush()
 
     def close(self) -> None:
@@ -116,13 +125,19 @@ class DiagnosticsCSV(Handler):
 class VTXFields(Handler):
     """Scalar fields (same element) written to DIR/fields.bp with VTX."""
 
-    def __init__(self, result: ResultDir, fields: Sequence[fem.Function],
-                 update: Callable[[], None], every: int) -> None:
+    def __init__(
+        self,
+        result: ResultDir,
+        fields: Sequence[fem.Function],
+        update: Callable[[], None],
+        every: int,
+    ) -> None:
         super().__init__(every)
         self.update = update
         self.fields = list(fields)
-        self.writer = io.VTXWriter(result.comm, result.path / "fields.bp", self.fields,
-                                   mesh_policy=io.VTXMeshPolicy.reuse)
+        self.writer = io.VTXWriter(
+            result.comm, result.path / "fields.bp", self.fields, mesh_policy=io.VTXMeshPolicy.reuse
+        )
 
     def __call__(self, t: float, step: int) -> None:
         """Refresh the derived fields and write them at time t."""

@@ -22,8 +22,10 @@ def read_diagnostics(path: Path) -> dict[str, np.ndarray]:
         rows = list(csv.DictReader(f))
     if not rows:
         return {}
-    return {k: np.array([float(r[k]) if r[k] not in ("", None) else np.nan for r in rows])
-            for k in rows[0]}
+    return {
+        k: np.array([float(r[k]) if r[k] not in ("", None) else np.nan for r in rows])
+        for k in rows[0]
+    }
 
 
 def plot_diagnostics(result: Path) -> Path:
@@ -35,8 +37,11 @@ def plot_diagnostics(result: Path) -> Path:
 
     d = read_diagnostics(result / "diagnostics.csv")
     drifts = [k for k in ("mass", "energy") if k in d]
-    errors = [k for k in ("error_l2", "error_p", "gibbs_l1", "langevin_l1", "rel_entropy")
-              if k in d and np.isfinite(d[k]).any()]
+    errors = [
+        k
+        for k in ("error_l2", "error_p", "gibbs_l1", "langevin_l1", "rel_entropy")
+        if k in d and np.isfinite(d[k]).any()
+    ]
     panels = len(drifts) + 1
     fig, axes = plt.subplots(1, panels, figsize=(4 * panels, 3.5), constrained_layout=True)
     for ax, key in zip(axes, drifts, strict=False):
@@ -76,8 +81,9 @@ def plot_fields(result: Path) -> Path:
 
         order = np.argsort(grid.points[:, 0])
         names = [n for n in ("p", "S") if n in grid.point_data]
-        fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.5),
-                                 constrained_layout=True, squeeze=False)
+        fig, axes = plt.subplots(
+            1, len(names), figsize=(5 * len(names), 3.5), constrained_layout=True, squeeze=False
+        )
         for ax, name in zip(axes[0], names, strict=True):
             ax.plot(grid.points[order, 0], grid.point_data[name][order])
             ax.set(xlabel="x0", title=name)
@@ -90,14 +96,20 @@ def plot_fields(result: Path) -> Path:
     if "S" in grid.point_data:
         support = grid.threshold(1e-4 * float(np.max(grid.point_data["p"])), scalars="p")
         panels.append(("S", support))
-    plotter = pyvista.Plotter(shape=(1, len(panels)), off_screen=True,
-                              window_size=(700 * len(panels), 650))
+    plotter = pyvista.Plotter(
+        shape=(1, len(panels)), off_screen=True, window_size=(700 * len(panels), 650)
+    )
     for k, (name, data) in enumerate(panels):
         plotter.subplot(0, k)
         if k:
             plotter.add_mesh(grid.outline(), color="gray")
-        plotter.add_mesh(data.copy(), scalars=name, cmap="viridis" if name == "p" else "twilight",
-                         show_scalar_bar=True, scalar_bar_args={"title": name})
+        plotter.add_mesh(
+            data.copy(),
+            scalars=name,
+            cmap="viridis" if name == "p" else "twilight",
+            show_scalar_bar=True,
+            scalar_bar_args={"title": name},
+        )
         plotter.view_xy()
     plotter.screenshot(str(out))
     plotter.close()
@@ -116,6 +128,8 @@ def plot_result(result: Path) -> list[Path]:
     result = Path(result)
     missing = [n for n in ("diagnostics.csv", "final.vtu") if not (result / n).exists()]
     if missing:
-        raise CaseError("result", f"{result} is not a complete nhj result directory "
-                        f"(missing {', '.join(missing)})")
+        raise CaseError(
+            "result",
+            f"{result} is not a complete nhj result directory (missing {', '.join(missing)})",
+        )
     return [plot_diagnostics(result), plot_fields(result)]

@@ -10,8 +10,8 @@ here, before any result directory exists.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from mpi4py import MPI
@@ -115,15 +115,17 @@ def check_spd(entries: Any, msh: Any, field_name: str) -> None:
             where = f" (e.g. at x = {np.round(pts[np.argmin(good)], 4).tolist()})"
     where = max(msh.comm.allgather(where), key=len)
     if where:
-        raise CaseError(field_name, "must be symmetric positive definite at every mesh point"
-                        + where)
+        raise CaseError(
+            field_name, "must be symmetric positive definite at every mesh point" + where
+        )
 
 
 def tensor_ufl(entries: Any, msh: Any) -> Any:
     """A case tensor as a UFL matrix."""
     env = coordinates(msh, len(entries))
-    return ufl.as_matrix([[e if isinstance(e, float) else to_ufl(e, env) for e in row]
-                          for row in entries])
+    return ufl.as_matrix(
+        [[e if isinstance(e, float) else to_ufl(e, env) for e in row] for row in entries]
+    )
 
 
 def sqrt_det_at(case: Case, x: np.ndarray) -> np.ndarray | float:
@@ -156,7 +158,7 @@ def flat_frame(spec: MetricSpec) -> np.ndarray | None:
 
 
 def flat_coordinates(case: Case, msh: Any) -> list[Any]:
-    """y = L x in UFL (x itself for a flat or varying metric)."""
+    """Y = L x in UFL (x itself for a flat or varying metric)."""
     x = ufl.SpatialCoordinate(msh)
     L = flat_frame(case.metric)
     if L is None:
@@ -237,13 +239,17 @@ def gaussian_state(case: Case) -> GaussianState | None:
     omega = pot.omega if pot.omega is not None else (0.0,) * case.dim
     if init.kind == "coherent":
         if pot.omega is None or min(pot.omega) <= 0:
-            raise CaseError("initial.kind", "'coherent' needs a harmonic potential with every "
-                            "potential.omega > 0; use kind = 'gaussian' with a width otherwise")
+            raise CaseError(
+                "initial.kind",
+                "'coherent' needs a harmonic potential with every "
+                "potential.omega > 0; use kind = 'gaussian' with a width otherwise",
+            )
         width = tuple(float(np.sqrt(par.hbar / (2 * par.m * w))) for w in omega)
     else:
         width = init.width
-    return GaussianState(init.center, width, init.momentum, omega, par.hbar, par.m,
-                         flat_frame(case.metric))
+    return GaussianState(
+        init.center, width, init.momentum, omega, par.hbar, par.m, flat_frame(case.metric)
+    )
 
 
 def build_schrodinger(case: Case, msh: Any, metric: Metric) -> Problem:
@@ -257,6 +263,7 @@ def build_schrodinger(case: Case, msh: Any, metric: Metric) -> Problem:
         C = state.coefficients(0.0)
         u0.interpolate(lambda x: np.vstack(state.psi(x, C, backends.NUMPY)))
     else:
+
         def values(x: np.ndarray) -> np.ndarray:
             R = np.sqrt(initial_values(case, x))
             env = {n: x[i] for i, n in enumerate(coordinate_names(case.dim))}
@@ -268,12 +275,27 @@ def build_schrodinger(case: Case, msh: Any, metric: Metric) -> Problem:
     bcs = boundary_conditions(case, space, "dirichlet", np.zeros(2))
     for bc in bcs:  # start from a state with ψ = 0 on ∂Ω, so mass is conserved from t = 0
         bc.set(u0.x.array)
-    exact = (state is not None and case.output.exact and case.metric.is_constant
-             and case.potential.V is None and not case.potential.has_loss)
+    exact = (
+        state is not None
+        and case.output.exact
+        and case.metric.is_constant
+        and case.potential.V is None
+        and not case.potential.has_loss
+    )
     monitors = [ExactError(u0, state, metric, degree)] if exact else []
-    return Problem(case, msh, metric, space, u0, bcs, eq, eq.semidiscrete(space),
-                   fields={"p": eq.density(u0), "S": eq.phase(u0)},
-                   conserved=("mass", "energy"), monitors=monitors)
+    return Problem(
+        case,
+        msh,
+        metric,
+        space,
+        u0,
+        bcs,
+        eq,
+        eq.semidiscrete(space),
+        fields={"p": eq.density(u0), "S": eq.phase(u0)},
+        conserved=("mass", "energy"),
+        monitors=monitors,
+    )
 
 
 def make_noise(case: Case, msh: Any, metric: Metric) -> Any:
@@ -302,7 +324,9 @@ def mesh_scales(msh: Any) -> tuple[float, float]:
 def vacuum(case: Case, msh: Any, R_max: float) -> Vacuum:
     """The absolute phase diffusion ν_h = ν₀ max R₀ ℓ² (h/ℓ)^{k+1} (h cell size, ℓ domain size)."""
     h, ell = mesh_scales(msh)
-    return Vacuum(nu=case.vacuum.nu * R_max * ell**2 * (h / ell) ** (case.discretisation.degree + 1))
+    return Vacuum(
+        nu=case.vacuum.nu * R_max * ell**2 * (h / ell) ** (case.discretisation.degree + 1)
+    )
 
 
 def wavefunction_error(u: np.ndarray, pred: np.ndarray, hbar: float) -> tuple[float, float]:
@@ -336,8 +360,9 @@ class NodeGuard:
         R = self.u.x.array.reshape(-1, 2)[: self.n, 0]
         R_max = comm.allreduce(float(R.max(initial=0.0)), op=MPI.MAX)
         i = int(np.argmin(R)) if len(R) else -1
-        lowest = comm.allgather((float(R[i]) if len(R) else np.inf,
-                                 self.x[i].tolist() if len(R) else None))
+        lowest = comm.allgather(
+            (float(R[i]) if len(R) else np.inf, self.x[i].tolist() if len(R) else None)
+        )
         R_min, where = min(lowest, key=lambda p: p[0])
         if R_min >= -self.threshold * R_max:
             return None
@@ -356,10 +381,12 @@ class NodeGuard:
         level = abs(min(near)[1]) / R_max
         if level < 1e-3:
             at = np.round(np.asarray(where), 4).tolist()
-            return (f"; it failed in the far tail of p near x = {at} (sqrt(p)/max sqrt(p) = "
-                    f"{level:.1e}), where S is unresolved or undefined: refine the mesh or raise "
-                    "vacuum.nu; if it persists, psi has nodes there (interfering tails) and "
-                    "equation = 'schrodinger' is the form to use")
+            return (
+                f"; it failed in the far tail of p near x = {at} (sqrt(p)/max sqrt(p) = "
+                f"{level:.1e}), where S is unresolved or undefined: refine the mesh or raise "
+                "vacuum.nu; if it persists, psi has nodes there (interfering tails) and "
+                "equation = 'schrodinger' is the form to use"
+            )
         return "; " + node_message(where, t, certain=False)
 
 
@@ -367,8 +394,10 @@ def node_message(where: Any, t: float, certain: bool = True) -> str:
     """The one-line explanation of a run stopped at (or near) a node of ψ."""
     at = "" if where is None else f" near x = {np.round(np.asarray(where), 4).tolist()}"
     what = "the flow reaches a node of psi" if certain else "most likely a node of psi"
-    return (f"{what}{at} at t = {t:.6g}: p vanishes inside the support and S is undefined "
-            "there; use equation = 'schrodinger' for this flow (last good state saved)")
+    return (
+        f"{what}{at} at t = {t:.6g}: p vanishes inside the support and S is undefined "
+        "there; use equation = 'schrodinger' for this flow (last good state saved)"
+    )
 
 
 def hydrodynamic_state(case: Case, space: Any, eq: NeuralHJ) -> tuple[fem.Function, Any]:
@@ -385,6 +414,7 @@ def hydrodynamic_state(case: Case, space: Any, eq: NeuralHJ) -> tuple[fem.Functi
 
         u0.interpolate(values)
     else:
+
         def values(x: np.ndarray) -> np.ndarray:
             R = np.sqrt(initial_values(case, x))
             env = {n: x[i] for i, n in enumerate(coordinate_names(case.dim))}
@@ -414,8 +444,7 @@ def build_neural_hj(case: Case, msh: Any, metric: Metric) -> Problem:
     eq = NeuralHJ(metric, V, F, par.gamma, par.hbar)
     u0, state = hydrodynamic_state(case, space, eq)
     n = space.dofmap.index_map.size_local
-    R_max = msh.comm.allreduce(float(u0.x.array.reshape(-1, 2)[:n, 0].max(initial=0.0)),
-                               op=MPI.MAX)
+    R_max = msh.comm.allreduce(float(u0.x.array.reshape(-1, 2)[:n, 0].max(initial=0.0)), op=MPI.MAX)
     eq = replace(eq, vacuum=vacuum(case, msh, R_max))
     bcs = boundary_conditions(case, space.sub(0), "dirichlet", 0.0)
     for bc in bcs:  # √p = 0 on ∂Ω from t = 0, like ψ for (3.11)
@@ -423,26 +452,55 @@ def build_neural_hj(case: Case, msh: Any, metric: Metric) -> Problem:
     sd = eq.semidiscrete(space)
     nl = case.nonlinear
     guard = NodeGuard(u0, nl.node_threshold)
-    control = StepControl(tolerance=nl.tolerance, dt_min=nl.dt_min,
-                          max_iterations=nl.max_iterations, newton_rtol=nl.newton_rtol)
-    stepper = AdaptiveStepper(sd, case.discretisation.scheme, u0, case.discretisation.dt_used,
-                              bcs, case.solver.petsc_options, control,
-                              guard=guard, hint=guard.explain,
-                              error_norm=partial(wavefunction_error, hbar=par.hbar))
+    control = StepControl(
+        tolerance=nl.tolerance,
+        dt_min=nl.dt_min,
+        max_iterations=nl.max_iterations,
+        newton_rtol=nl.newton_rtol,
+    )
+    stepper = AdaptiveStepper(
+        sd,
+        case.discretisation.scheme,
+        u0,
+        case.discretisation.dt_used,
+        bcs,
+        case.solver.petsc_options,
+        control,
+        guard=guard,
+        hint=guard.explain,
+        error_norm=partial(wavefunction_error, hbar=par.hbar),
+    )
     quantum = case.noise.alpha == 1 and case.noise.kappa is None  # Q_N = Q of (3.9)
-    exact = (state is not None and quantum and case.output.exact and case.metric.is_constant
-             and case.potential.V is None and not case.potential.has_loss)
+    exact = (
+        state is not None
+        and quantum
+        and case.output.exact
+        and case.metric.is_constant
+        and case.potential.V is None
+        and not case.potential.has_loss
+    )
     psi = eq.wavefunction(u0)
     monitors: list[Any] = [NewtonMonitor(stepper)]
     if exact:
-        monitors.insert(0, ExactError(psi, state, metric, degree, msh=msh,
-                                      density=eq.density(u0)))
-    return Problem(case, msh, metric, space, u0, bcs, eq, sd,
-                   fields={"p": eq.density(u0), "S": u0[1], "velocity": eq.velocity(u0)},
-                   conserved=("mass", "energy"), monitors=monitors,
-                   info={"alpha": case.noise.alpha if case.noise.kappa is None else None,
-                         "vacuum_nu": eq.vacuum.nu},
-                   stepper=stepper)
+        monitors.insert(0, ExactError(psi, state, metric, degree, msh=msh, density=eq.density(u0)))
+    return Problem(
+        case,
+        msh,
+        metric,
+        space,
+        u0,
+        bcs,
+        eq,
+        sd,
+        fields={"p": eq.density(u0), "S": u0[1], "velocity": eq.velocity(u0)},
+        conserved=("mass", "energy"),
+        monitors=monitors,
+        info={
+            "alpha": case.noise.alpha if case.noise.kappa is None else None,
+            "vacuum_nu": eq.vacuum.nu,
+        },
+        stepper=stepper,
+    )
 
 
 class NewtonMonitor:
@@ -455,8 +513,10 @@ class NewtonMonitor:
 
     def __call__(self, t: float) -> dict[str, float]:
         """Iterations of the last output step and rejections so far."""
-        return {"newton_iterations": self.stepper.last_iterations,
-                "rejected_steps": self.stepper.stats["rejected"]}
+        return {
+            "newton_iterations": self.stepper.last_iterations,
+            "rejected_steps": self.stepper.stats["rejected"],
+        }
 
 
 def build_fokker_planck(case: Case, msh: Any, metric: Metric) -> Problem:
@@ -471,18 +531,28 @@ def build_fokker_planck(case: Case, msh: Any, metric: Metric) -> Problem:
     exact = None
     if init.kind == "gaussian":
         # q is normally distributed: its coordinate density is N, so p = N/√g
-        normal = OrnsteinUhlenbeck(init.center, init.width, (1.0,) * case.dim,
-                                   np.eye(case.dim), par.gamma)
+        normal = OrnsteinUhlenbeck(
+            init.center, init.width, (1.0,) * case.dim, np.eye(case.dim), par.gamma
+        )
         C = normal.coefficients(0.0)
         u0.interpolate(lambda x: normal.density(x, C, backends.NUMPY) / sqrt_det_at(case, x))
-        if (case.potential.curvature is not None and case.metric.entries is None
-                and case.output.exact and (case.noise.kappa is None
-                                           or all(isinstance(e, float) for r in case.noise.kappa
-                                                  for e in r))):
-            K = (np.eye(case.dim) / par.beta if case.noise.kappa is None
-                 else np.array(case.noise.kappa, dtype=float))
-            exact = OrnsteinUhlenbeck(init.center, init.width, case.potential.curvature, K,
-                                      par.gamma)
+        if (
+            case.potential.curvature is not None
+            and case.metric.entries is None
+            and case.output.exact
+            and (
+                case.noise.kappa is None
+                or all(isinstance(e, float) for r in case.noise.kappa for e in r)
+            )
+        ):
+            K = (
+                np.eye(case.dim) / par.beta
+                if case.noise.kappa is None
+                else np.array(case.noise.kappa, dtype=float)
+            )
+            exact = OrnsteinUhlenbeck(
+                init.center, init.width, case.potential.curvature, K, par.gamma
+            )
     else:
         interpolate_checked(u0, lambda x: initial_values(case, x))
         normalise(u0, eq.total, 1.0)
@@ -499,9 +569,20 @@ def build_fokker_planck(case: Case, msh: Any, metric: Metric) -> Problem:
         from nhj.reference import LangevinComparison
 
         monitors.append(LangevinComparison(case, u0, metric))
-    return Problem(case, msh, metric, space, u0, bcs, eq, eq.semidiscrete(space),
-                   fields={"p": u0}, conserved=("mass",) if not bcs else (), monitors=monitors,
-                   info={"alpha": case.noise.alpha})
+    return Problem(
+        case,
+        msh,
+        metric,
+        space,
+        u0,
+        bcs,
+        eq,
+        eq.semidiscrete(space),
+        fields={"p": u0},
+        conserved=("mass",) if not bcs else (),
+        monitors=monitors,
+        info={"alpha": case.noise.alpha},
+    )
 
 
 def build_langevin(case: Case, msh: Any, metric: Metric) -> Problem:
@@ -526,12 +607,21 @@ def build_langevin(case: Case, msh: Any, metric: Metric) -> Problem:
     assert spec is not None  # the case schema gives langevin runs a [langevin] section
     disc = case.discretisation
     stepper = ParticleStepper(ensemble, disc.dt_used, spec.dt or disc.dt_used / 4, update)
-    return Problem(case, msh, metric, space, density, [], ensemble.model, None,
-                   fields={"p": density}, conserved=("mass",),
-                   monitors=[ParticleMoments(ensemble, case.dim)],
-                   info={"alpha": case.noise.alpha, "particles": spec.particles,
-                         "seed": spec.seed},
-                   stepper=stepper)
+    return Problem(
+        case,
+        msh,
+        metric,
+        space,
+        density,
+        [],
+        ensemble.model,
+        None,
+        fields={"p": density},
+        conserved=("mass",),
+        monitors=[ParticleMoments(ensemble, case.dim)],
+        info={"alpha": case.noise.alpha, "particles": spec.particles, "seed": spec.seed},
+        stepper=stepper,
+    )
 
 
 BUILDERS: dict[str, Callable[[Case, Any, Metric], Problem]] = {

@@ -61,7 +61,8 @@ def langevin_model(case: Case) -> LangevinModel:
             return (Q * w[:, None, :] ** power) @ np.swapaxes(Q, 1, 2) / par.beta
 
     constant = case.metric.is_constant and (
-        case.noise.kappa is None or all(isinstance(e, float) for r in case.noise.kappa for e in r))
+        case.noise.kappa is None or all(isinstance(e, float) for r in case.noise.kappa for e in r)
+    )
     return LangevinModel(par.gamma, loss, metric, kappa, constant)
 
 
@@ -72,8 +73,10 @@ def choose_bins(case: Case) -> tuple[int, ...]:
     if spec is not None:
         for i, (b, c) in enumerate(zip(spec, cells, strict=True)):
             if c % b:
-                raise CaseError(f"langevin.bins[{i}]", f"must divide mesh.cells[{i}] = {c} so "
-                                f"that bins are unions of cells; got {b}")
+                raise CaseError(
+                    f"langevin.bins[{i}]",
+                    f"must divide mesh.cells[{i}] = {c} so that bins are unions of cells; got {b}",
+                )
         return spec
     target = TARGET_BINS[case.dim]
     return tuple(max(d for d in range(1, min(c, target) + 1) if c % d == 0) for c in cells)
@@ -92,12 +95,19 @@ class LangevinComparison:
         self.comm = msh.comm
         lower, upper = np.array(case.mesh.lower), np.array(case.mesh.upper)
         self.bins = choose_bins(case)
-        self.edges = [np.linspace(lo, hi, b + 1) for lo, hi, b in zip(lower, upper, self.bins,
-                                                                      strict=True)]
-        self.ensemble = Ensemble(langevin_model(case), spec.particles, spec.seed,
-                                 sampler(case, p), lower, upper,
-                                 reflect=(case.boundary.condition or "zero_flux") == "zero_flux",
-                                 comm=self.comm)
+        self.edges = [
+            np.linspace(lo, hi, b + 1) for lo, hi, b in zip(lower, upper, self.bins, strict=True)
+        ]
+        self.ensemble = Ensemble(
+            langevin_model(case),
+            spec.particles,
+            spec.seed,
+            sampler(case, p),
+            lower,
+            upper,
+            reflect=(case.boundary.condition or "zero_flux") == "zero_flux",
+            comm=self.comm,
+        )
         # ∫_cell p √g for every owned cell, then summed per bin
         DG0 = fem.functionspace(msh, ("DG", 0))
         self.cell_mass = fem.form(metric.volume(p * ufl.TestFunction(DG0)))
@@ -106,7 +116,8 @@ class LangevinComparison:
         mid = np.mean(msh.geometry.x[msh.geometry.dofmaps[0][:n_owned]], axis=1)[:, : case.dim]
         self.bin_of_cell = tuple(
             np.clip(np.searchsorted(e, mid[:, i], side="right") - 1, 0, len(e) - 2)
-            for i, e in enumerate(self.edges))
+            for i, e in enumerate(self.edges)
+        )
         self.n_owned = n_owned
 
     def expected(self) -> np.ndarray:
@@ -129,8 +140,12 @@ class LangevinComparison:
         _, tol = null_l1(P, N)
         _, pval, _ = chi2_pvalue(O, P * N)
         mean0 = float(self.ensemble.moments()["mean"][0])
-        return {"langevin_l1": l1, "langevin_l1_tolerance": tol, "langevin_chi2_p": pval,
-                "langevin_mean_0": mean0}
+        return {
+            "langevin_l1": l1,
+            "langevin_l1_tolerance": tol,
+            "langevin_chi2_p": pval,
+            "langevin_mean_0": mean0,
+        }
 
 
 def sampler(case: Case, p: fem.Function) -> Any:
@@ -151,8 +166,15 @@ def sampler(case: Case, p: fem.Function) -> Any:
         env = {nm: x[:, i] for i, nm in enumerate(names)}
         return np.broadcast_to(to_numpy(init.p, {**env, **case.parameters.values()}), len(x))
 
-    grid = np.stack(np.meshgrid(*[np.linspace(a, b, 201 if case.dim < 3 else 41)
-                                  for a, b in zip(lower, upper, strict=True)]), -1)
+    grid = np.stack(
+        np.meshgrid(
+            *[
+                np.linspace(a, b, 201 if case.dim < 3 else 41)
+                for a, b in zip(lower, upper, strict=True)
+            ]
+        ),
+        -1,
+    )
     pmax = 1.25 * float(density(grid.reshape(-1, case.dim)).max())
 
     def rejection(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -171,8 +193,9 @@ def sampler(case: Case, p: fem.Function) -> Any:
 class ParticleStepper:
     """Advance the ensemble by one output-grid step dt (many Euler–Maruyama steps)."""
 
-    def __init__(self, ensemble: Ensemble, dt: float, dt_particles: float,
-                 after: Any = None) -> None:
+    def __init__(
+        self, ensemble: Ensemble, dt: float, dt_particles: float, after: Any = None
+    ) -> None:
         self.ensemble, self.dt, self.dt_particles, self.after = ensemble, dt, dt_particles, after
         self.t, self.steps = 0.0, 0
 
@@ -190,8 +213,12 @@ class ParticleMoments:
 
     def __init__(self, ensemble: Ensemble, dim: int) -> None:
         self.ensemble = ensemble
-        self.columns = ("mass", "mean_loss", "mean_loss_se",
-                        *(c for i in range(dim) for c in (f"mean_{i}", f"mean_{i}_se", f"var_{i}")))
+        self.columns = (
+            "mass",
+            "mean_loss",
+            "mean_loss_se",
+            *(c for i in range(dim) for c in (f"mean_{i}", f"mean_{i}_se", f"var_{i}")),
+        )
 
     def __call__(self, t: float) -> dict[str, float]:
         """Moments over all ranks (collective)."""
@@ -203,8 +230,11 @@ class ParticleMoments:
         sL = e.comm.allreduce(float(L.sum()), op=MPI.SUM)
         sL2 = e.comm.allreduce(float((L**2).sum()), op=MPI.SUM)
         meanL = sL / n
-        out = {"mass": n / e.n, "mean_loss": meanL,
-               "mean_loss_se": float(np.sqrt(max(sL2 / n - meanL**2, 0.0) / n))}
+        out = {
+            "mass": n / e.n,
+            "mean_loss": meanL,
+            "mean_loss_se": float(np.sqrt(max(sL2 / n - meanL**2, 0.0) / n)),
+        }
         for i in range(len(m["mean"])):
             out[f"mean_{i}"] = float(m["mean"][i])
             out[f"mean_{i}_se"] = float(m["mean_se"][i])
@@ -215,8 +245,9 @@ class ParticleMoments:
 class HistogramDensity:
     """The particle density on the mesh: per cell, count/(N · bin volume · √g) of its bin."""
 
-    def __init__(self, comparison: LangevinComparison, density: fem.Function,
-                 sqrt_g: np.ndarray) -> None:
+    def __init__(
+        self, comparison: LangevinComparison, density: fem.Function, sqrt_g: np.ndarray
+    ) -> None:
         self.c, self.density, self.sqrt_g = comparison, density, sqrt_g
         widths = [e[1] - e[0] for e in comparison.edges]
         self.bin_volume = float(np.prod(widths))

@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
 
 def versions() -> dict[str, str]:
     """Versions of nhj and the numerical stack, for provenance."""
-    import dolfinx
     from petsc4py import PETSc
+
+    import dolfinx
 
     return {
         "nhj": nhj.__version__,
@@ -62,8 +63,9 @@ def default_every(steps: int) -> int:
     return max(1, math.ceil(steps / 20))
 
 
-def run_case(case: Case, out: Path, comm: MPI.Comm = MPI.COMM_WORLD,
-             max_wall_s: float | None = None) -> dict[str, Any]:
+def run_case(
+    case: Case, out: Path, comm: MPI.Comm = MPI.COMM_WORLD, max_wall_s: float | None = None
+) -> dict[str, Any]:
     """Run ``case`` and write its result directory ``out``; returns the summary.
 
     Raises:
@@ -123,12 +125,22 @@ def run_case(case: Case, out: Path, comm: MPI.Comm = MPI.COMM_WORLD,
     handlers: list[Any] = [DiagnosticsCSV(result, columns, diagnostics, every)]
     fields = Fields(problem)
     if case.output.fields:
-        handlers.append(VTXFields(result, fields.functions, fields.update,
-                                  case.output.fields_every or every))
-    stepper = problem.stepper or TimeStepper(sd, disc.scheme, u, dt, problem.bcs,
-                                             case.solver.petsc_options)
-    log.info("%s: %s, %d dofs on %d rank(s), %d steps of dt=%g (%s)", case.name, case.equation,
-             problem.dofs, comm.size, steps, dt, disc.scheme)
+        handlers.append(
+            VTXFields(result, fields.functions, fields.update, case.output.fields_every or every)
+        )
+    stepper = problem.stepper or TimeStepper(
+        sd, disc.scheme, u, dt, problem.bcs, case.solver.petsc_options
+    )
+    log.info(
+        "%s: %s, %d dofs on %d rank(s), %d steps of dt=%g (%s)",
+        case.name,
+        case.equation,
+        problem.dofs,
+        comm.size,
+        steps,
+        dt,
+        disc.scheme,
+    )
     for h in handlers:
         h(0.0, 0)
     status, message = "completed", ""
@@ -179,8 +191,9 @@ def run_case(case: Case, out: Path, comm: MPI.Comm = MPI.COMM_WORLD,
 def _progress(step: int, steps: int, t: float, t_loop: float, row: dict[str, Any]) -> None:
     elapsed = time.perf_counter() - t_loop
     eta = elapsed / step * (steps - step)
-    values = "  ".join(f"{k}={v:.6g}" for k, v in row.items()
-                       if k not in ("step", "t") and v is not None)
+    values = "  ".join(
+        f"{k}={v:.6g}" for k, v in row.items() if k not in ("step", "t") and v is not None
+    )
     log.info("step %d/%d  t=%.4g  %s  [%.1fs, eta %.1fs]", step, steps, t, values, elapsed, eta)
 
 

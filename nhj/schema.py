@@ -109,7 +109,9 @@ def as_table(value: Any, field: str) -> Mapping[str, Any]:
     return value
 
 
-def as_floats(value: Any, field: str, length: int | None = None, **bounds: Any) -> tuple[float, ...]:
+def as_floats(
+    value: Any, field: str, length: int | None = None, **bounds: Any
+) -> tuple[float, ...]:
     """Validate a list of numbers, optionally of a given length."""
     if not isinstance(value, list):
         raise CaseError(field, f"must be a list of numbers, got {value!r}")

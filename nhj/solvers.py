@@ -48,10 +48,20 @@ class ConstantMatrixProblem(fem_petsc.LinearProblem):
     operator).
     """
 
-    def __init__(self, F: Any, u: fem.Function, bcs: list[Any], prefix: str,
-                 petsc_options: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        F: Any,
+        u: fem.Function,
+        bcs: list[Any],
+        prefix: str,
+        petsc_options: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(
-            ufl.lhs(F), ufl.rhs(F), u=u, bcs=bcs, petsc_options_prefix=prefix,
+            ufl.lhs(F),
+            ufl.rhs(F),
+            u=u,
+            bcs=bcs,
+            petsc_options_prefix=prefix,
             petsc_options=merged_options(petsc_options),
         )
         self.A.zeroEntries()
@@ -105,12 +115,26 @@ class NewtonSolver:
         factorisations: Jacobian factorisations since construction.
     """
 
-    def __init__(self, F: Any, u: fem.Function, bcs: list[Any], prefix: str,
-                 petsc_options: Mapping[str, Any] | None = None, rtol: float = 1e-10,
-                 atol: float = 1e-12, max_iterations: int = 12, max_rate: float = 0.2,
-                 norm: Callable[[np.ndarray, np.ndarray], tuple[float, float]] | None = None) -> None:
+    def __init__(
+        self,
+        F: Any,
+        u: fem.Function,
+        bcs: list[Any],
+        prefix: str,
+        petsc_options: Mapping[str, Any] | None = None,
+        rtol: float = 1e-10,
+        atol: float = 1e-12,
+        max_iterations: int = 12,
+        max_rate: float = 0.2,
+        norm: Callable[[np.ndarray, np.ndarray], tuple[float, float]] | None = None,
+    ) -> None:
         self.u, self.bcs, self.norm = u, bcs, norm
-        self.rtol, self.atol, self.max_iterations, self.max_rate = rtol, atol, max_iterations, max_rate
+        self.rtol, self.atol, self.max_iterations, self.max_rate = (
+            rtol,
+            atol,
+            max_iterations,
+            max_rate,
+        )
         self.F = fem.form(F)
         self.J = fem.form(ufl.derivative(F, u, ufl.TrialFunction(u.function_space)))
         self.A = fem_petsc.create_matrix(self.J)
@@ -153,8 +177,10 @@ class NewtonSolver:
     def _sizes(self) -> tuple[float, float]:
         """(size of the last update, size of u): ∞-norms, or the caller's ``norm`` (collective)."""
         if self.norm is None:
-            return (self.dx.norm(PETSc.NormType.NORM_INFINITY),
-                    self.u.x.petsc_vec.norm(PETSc.NormType.NORM_INFINITY))
+            return (
+                self.dx.norm(PETSc.NormType.NORM_INFINITY),
+                self.u.x.petsc_vec.norm(PETSc.NormType.NORM_INFINITY),
+            )
         n = self.dx.getLocalSize()
         u = self.u.x.array[:n]
         step, scale = self.norm(u, u + self.dx.array_r[:n])
@@ -203,5 +229,7 @@ class NewtonSolver:
                 self.stale = True  # contracting too slowly: refresh the Jacobian
             previous = step
         self.stale = True
-        raise NewtonFailure(f"Newton did not converge in {self.max_iterations} iterations "
-                            f"(last update {step:.3g})", self._where())
+        raise NewtonFailure(
+            f"Newton did not converge in {self.max_iterations} iterations (last update {step:.3g})",
+            self._where(),
+        )

@@ -32,9 +32,16 @@ class TimeStepper:
         steps: Steps taken.
     """
 
-    def __init__(self, eq: SemiDiscrete, scheme: str, u: fem.Function, dt: float,
-                 bcs: list[Any], petsc_options: Mapping[str, Any] | None = None,
-                 prefix: str = "nhj_") -> None:
+    def __init__(
+        self,
+        eq: SemiDiscrete,
+        scheme: str,
+        u: fem.Function,
+        dt: float,
+        bcs: list[Any],
+        petsc_options: Mapping[str, Any] | None = None,
+        prefix: str = "nhj_",
+    ) -> None:
         if not eq.linear:
             raise ValueError("TimeStepper handles linear equations; use a Newton stepper")
         self.u, self.t, self.steps = u, 0.0, 0
@@ -126,13 +133,20 @@ class AdaptiveStepper:
             smallest and largest accepted h.
     """
 
-    def __init__(self, eq: SemiDiscrete, scheme: str, u: fem.Function, dt: float,
-                 bcs: list[Any], petsc_options: Mapping[str, Any] | None = None,
-                 control: StepControl | None = None,
-                 guard: Callable[[float], str | None] | None = None,
-                 hint: Callable[[Any, float], str] | None = None,
-                 error_norm: Callable[[np.ndarray, np.ndarray], tuple[float, float]] | None = None,
-                 prefix: str = "nhj_newton_") -> None:
+    def __init__(
+        self,
+        eq: SemiDiscrete,
+        scheme: str,
+        u: fem.Function,
+        dt: float,
+        bcs: list[Any],
+        petsc_options: Mapping[str, Any] | None = None,
+        control: StepControl | None = None,
+        guard: Callable[[float], str | None] | None = None,
+        hint: Callable[[Any, float], str] | None = None,
+        error_norm: Callable[[np.ndarray, np.ndarray], tuple[float, float]] | None = None,
+        prefix: str = "nhj_newton_",
+    ) -> None:
         self.u, self.t, self.steps = u, 0.0, 0
         self.control = control or StepControl()
         self.guard, self.hint = guard, hint
@@ -150,10 +164,24 @@ class AdaptiveStepper:
         v = ufl.TestFunction(space)
         F = self.scheme.residual(eq, u, self.history, v, self.dt)
         c = self.control
-        self.newton = NewtonSolver(F, u, bcs, prefix, petsc_options, rtol=c.newton_rtol,
-                                   max_iterations=c.max_iterations, norm=error_norm)
-        self.stats: dict[str, Any] = {"accepted": 0, "rejected": 0, "newton_iterations": 0,
-                                      "factorisations": 0, "dt_min": None, "dt_max": None}
+        self.newton = NewtonSolver(
+            F,
+            u,
+            bcs,
+            prefix,
+            petsc_options,
+            rtol=c.newton_rtol,
+            max_iterations=c.max_iterations,
+            norm=error_norm,
+        )
+        self.stats: dict[str, Any] = {
+            "accepted": 0,
+            "rejected": 0,
+            "newton_iterations": 0,
+            "factorisations": 0,
+            "dt_min": None,
+            "dt_max": None,
+        }
         self.last_iterations = 0
 
     def close(self) -> None:
@@ -182,7 +210,10 @@ class AdaptiveStepper:
         self.last_iterations += self.newton.iterations
         if self.control.tolerance is None or pred is None:
             return 0.0
-        n = self.u.function_space.dofmap.index_map.size_local * self.u.function_space.dofmap.index_map_bs
+        n = (
+            self.u.function_space.dofmap.index_map.size_local
+            * self.u.function_space.dofmap.index_map_bs
+        )
         err, scale = self.error_norm(self.u.x.array[:n], pred[:n])
         comm = self.u.function_space.mesh.comm
         err, scale = comm.allreduce(err, op=MPI.MAX), comm.allreduce(scale, op=MPI.MAX)
@@ -207,14 +238,17 @@ class AdaptiveStepper:
             if err > 1.0:
                 self.stats["rejected"] += 1
                 self.u.x.array[:] = self.history[0].x.array
-                shrink = 0.5 if failure else max(0.2, 0.9 * err ** -0.5)
+                shrink = 0.5 if failure else max(0.2, 0.9 * err**-0.5)
                 self.h = h * shrink
                 if self.h < c.dt_min * self.dt_out:
                     why = failure if failure else f"error estimate {err:.3g} × tolerance"
                     where = getattr(failure, "where", None)
                     hint = self.hint(where, t) if self.hint else ""
-                    raise StepFailure(f"no acceptable time step above {c.dt_min * self.dt_out:.3g} "
-                                      f"at t = {t:.6g} ({why}){hint}", where)
+                    raise StepFailure(
+                        f"no acceptable time step above {c.dt_min * self.dt_out:.3g} "
+                        f"at t = {t:.6g} ({why}){hint}",
+                        where,
+                    )
                 continue
             message = self.guard(t + h) if self.guard else None
             if message:
@@ -226,7 +260,7 @@ class AdaptiveStepper:
             self.stats["accepted"] += 1
             self.stats["dt_min"] = min(self.stats["dt_min"] or h, h)
             self.stats["dt_max"] = max(self.stats["dt_max"] or h, h)
-            grow = c.growth if err == 0 else min(c.growth, 0.9 * err ** -0.5)
+            grow = c.growth if err == 0 else min(c.growth, 0.9 * err**-0.5)
             self.h = min(self.dt_out, h * max(1.0, grow)) if err < 0.5 else h
         self.stats["newton_iterations"] += self.last_iterations
         self.stats["factorisations"] = self.newton.factorisations

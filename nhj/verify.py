@@ -115,8 +115,13 @@ class Check:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready record (non-finite numbers become None)."""
-        return {"name": self.name, "passed": bool(self.passed), "value": finite(self.value),
-                "tolerance": finite(self.tolerance), "details": jsonable(self.details)}
+        return {
+            "name": self.name,
+            "passed": bool(self.passed),
+            "value": finite(self.value),
+            "tolerance": finite(self.tolerance),
+            "details": jsonable(self.details),
+        }
 
 
 def finite(x: Any) -> float | None:
@@ -176,8 +181,19 @@ class VerifySpec:
     separation: float = 10.0
     schrodinger_degree: int | None = None
 
-    KEYS = ("checks", "pairs", "times", "refinement", "alphas", "bracket", "mismatch_tolerance",
-            "hbar_tolerance", "gibbs_tolerance", "separation", "schrodinger_degree")
+    KEYS = (
+        "checks",
+        "pairs",
+        "times",
+        "refinement",
+        "alphas",
+        "bracket",
+        "mismatch_tolerance",
+        "hbar_tolerance",
+        "gibbs_tolerance",
+        "separation",
+        "schrodinger_degree",
+    )
 
     @classmethod
     def from_table(cls, t: Mapping[str, Any], case: Case) -> VerifySpec:
@@ -193,12 +209,15 @@ class VerifySpec:
         if "pairs" in t:
             if not isinstance(t["pairs"], list) or not t["pairs"]:
                 raise CaseError(f"{s}.pairs", "must be a non-empty list of [gamma, beta] pairs")
-            pairs = tuple(as_floats(p, f"{s}.pairs[{i}]", 2, positive=True)  # type: ignore[misc]
-                          for i, p in enumerate(t["pairs"]))
+            pairs = tuple(
+                as_floats(p, f"{s}.pairs[{i}]", 2, positive=True)  # type: ignore[misc]
+                for i, p in enumerate(t["pairs"])
+            )
         times = as_floats(t.get("times", []), f"{s}.times", positive=True)
-        refinement = tuple(as_int(n, f"{s}.refinement[{i}]", lo=1)
-                           for i, n in enumerate(_list(t.get("refinement", []),
-                                                       f"{s}.refinement")))
+        refinement = tuple(
+            as_int(n, f"{s}.refinement[{i}]", lo=1)
+            for i, n in enumerate(_list(t.get("refinement", []), f"{s}.refinement"))
+        )
         spec = cls(
             checks=checks,
             pairs=pairs,
@@ -206,15 +225,19 @@ class VerifySpec:
             refinement=refinement,
             alphas=as_floats(t.get("alphas", [1.0, 0.5, 0.0]), f"{s}.alphas", lo=0.0, hi=1.0),
             bracket=as_float(t.get("bracket", 4.0), f"{s}.bracket", lo=1.01, hi=100.0),
-            mismatch_tolerance=as_float(t.get("mismatch_tolerance", 1e-2),
-                                        f"{s}.mismatch_tolerance", positive=True),
-            hbar_tolerance=as_float(t.get("hbar_tolerance", 5e-3), f"{s}.hbar_tolerance",
-                                    positive=True),
-            gibbs_tolerance=as_float(t.get("gibbs_tolerance", 1e-3), f"{s}.gibbs_tolerance",
-                                     positive=True),
+            mismatch_tolerance=as_float(
+                t.get("mismatch_tolerance", 1e-2), f"{s}.mismatch_tolerance", positive=True
+            ),
+            hbar_tolerance=as_float(
+                t.get("hbar_tolerance", 5e-3), f"{s}.hbar_tolerance", positive=True
+            ),
+            gibbs_tolerance=as_float(
+                t.get("gibbs_tolerance", 1e-3), f"{s}.gibbs_tolerance", positive=True
+            ),
             separation=as_float(t.get("separation", 10.0), f"{s}.separation", lo=1.0),
-            schrodinger_degree=None if "schrodinger_degree" not in t else as_int(
-                t["schrodinger_degree"], f"{s}.schrodinger_degree", lo=1, hi=4),
+            schrodinger_degree=None
+            if "schrodinger_degree" not in t
+            else as_int(t["schrodinger_degree"], f"{s}.schrodinger_degree", lo=1, hi=4),
         )
         spec.validate(case)
         return spec
@@ -224,34 +247,47 @@ class VerifySpec:
         s = "verify"
         hydro = {"correspondence", "refinement", "hbar_fit"} & set(self.checks)
         if hydro and case.equation != "madelung":
-            raise CaseError(f"{s}.checks", f"{', '.join(sorted(hydro))} need equation = "
-                            f"'madelung' (the data are p and S), not {case.equation!r}")
+            raise CaseError(
+                f"{s}.checks",
+                f"{', '.join(sorted(hydro))} need equation = "
+                f"'madelung' (the data are p and S), not {case.equation!r}",
+            )
         if "regimes" in self.checks and case.equation not in ("madelung", "neural_hj"):
             raise CaseError(f"{s}.checks", "regimes needs equation = 'neural_hj' or 'madelung'")
         gibbs = {"ground_state", "fokker_planck"} & set(self.checks)
         if gibbs and (case.equation != "fokker_planck" or not case.potential.has_loss):
-            raise CaseError(f"{s}.checks", f"{', '.join(sorted(gibbs))} need equation = "
-                            "'fokker_planck' with potential.loss")
+            raise CaseError(
+                f"{s}.checks",
+                f"{', '.join(sorted(gibbs))} need equation = 'fokker_planck' with potential.loss",
+            )
         if gibbs and (case.noise.alpha != 1 or case.noise.kappa is not None):
-            raise CaseError("noise.alpha", "the Gibbs density is the stationary state at "
-                            "alpha = 1 (kappa = g/beta) only")
+            raise CaseError(
+                "noise.alpha",
+                "the Gibbs density is the stationary state at alpha = 1 (kappa = g/beta) only",
+            )
         if (hydro or "regimes" in self.checks) and not self.times:
-            raise CaseError(f"{s}.times", "is required for correspondence, refinement, "
-                            "hbar_fit and regimes")
+            raise CaseError(
+                f"{s}.times", "is required for correspondence, refinement, hbar_fit and regimes"
+            )
         if self.times:
             step_indices(self.times, case.discretisation, f"{s}.times")
         if {"refinement", "ground_state"} & set(self.checks):
             r = self.refinement
             if len(r) < 2 or any(b <= a for a, b in zip(r, r[1:], strict=False)):
-                raise CaseError(f"{s}.refinement", "needs at least two increasing cell counts, "
-                                f"got {list(r)}")
+                raise CaseError(
+                    f"{s}.refinement", f"needs at least two increasing cell counts, got {list(r)}"
+                )
             if case.mesh.type == "gmsh":
-                raise CaseError(f"{s}.refinement", "needs a built-in mesh (interval, rectangle, "
-                                "box)")
+                raise CaseError(
+                    f"{s}.refinement", "needs a built-in mesh (interval, rectangle, box)"
+                )
             if "refinement" in self.checks:
                 for n in r:
-                    step_indices(self.times, refined(case, n).discretisation,
-                                 f"{s}.times (at the refinement level of {n} cells)")
+                    step_indices(
+                        self.times,
+                        refined(case, n).discretisation,
+                        f"{s}.times (at the refinement level of {n} cells)",
+                    )
 
 
 def _list(value: Any, f: str) -> list[Any]:
@@ -289,8 +325,9 @@ def load_verify_case(path: str | Path, mode: str = "quick") -> VerifyCase:
     return replace(vc, case=replace(vc.case, path=path, text=text), path=path)
 
 
-def verify_case_from_dict(d: Mapping[str, Any], base_dir: Path, name: str,
-                          mode: str = "quick") -> VerifyCase:
+def verify_case_from_dict(
+    d: Mapping[str, Any], base_dir: Path, name: str, mode: str = "quick"
+) -> VerifyCase:
     """Validate a parsed verification case (a case with [verify] and optional [full])."""
     if mode not in MODES:
         raise CaseError("mode", f"must be one of {', '.join(MODES)}, got {mode!r}")
@@ -321,8 +358,9 @@ def find_cases(names: Sequence[str] | None) -> list[Path]:
             paths.append(VERIFY_DIR / f"{n}.toml")
         else:
             known = ", ".join(q.stem for q in shipped) or "none"
-            raise CaseError("--cases", f"no verification case {n!r} (a .toml file or one of: "
-                            f"{known})")
+            raise CaseError(
+                "--cases", f"no verification case {n!r} (a .toml file or one of: {known})"
+            )
     return paths
 
 
@@ -332,8 +370,12 @@ def find_cases(names: Sequence[str] | None) -> list[Path]:
 
 def with_pair(case: Case, gamma: float, beta: float, hbar: float | None = None) -> Case:
     """The case at (γ, β) (ħ = γ/β unless ``hbar`` overrides it)."""
-    return replace(case, parameters=replace(case.parameters, gamma=float(gamma),
-                                            beta=float(beta), hbar_override=hbar))
+    return replace(
+        case,
+        parameters=replace(
+            case.parameters, gamma=float(gamma), beta=float(beta), hbar_override=hbar
+        ),
+    )
 
 
 def refined(case: Case, cells: int) -> Case:
@@ -348,8 +390,9 @@ def refined(case: Case, cells: int) -> Case:
 def with_cells(case: Case, cells: int) -> Case:
     """The case with ``cells`` along x0 (others in proportion), dt unchanged."""
     f = cells / case.mesh.cells[0]
-    return replace(case, mesh=replace(case.mesh, cells=tuple(max(1, round(n * f))
-                                                             for n in case.mesh.cells)))
+    return replace(
+        case, mesh=replace(case.mesh, cells=tuple(max(1, round(n * f)) for n in case.mesh.cells))
+    )
 
 
 def step_indices(times: Sequence[float], disc: Any, f: str = "verify.times") -> list[int]:
@@ -359,8 +402,9 @@ def step_indices(times: Sequence[float], disc: Any, f: str = "verify.times") -> 
     for t in times:
         k = round(t / dt)
         if abs(k * dt - t) > 1e-9 * max(1.0, t) or k < 1 or t > disc.t_end * (1 + 1e-12):
-            raise CaseError(f, f"{t:g} is not a positive multiple of dt = {dt:g} up to t_end = "
-                            f"{disc.t_end:g}")
+            raise CaseError(
+                f, f"{t:g} is not a positive multiple of dt = {dt:g} up to t_end = {disc.t_end:g}"
+            )
         out.append(k)
     if out != sorted(set(out)):
         raise CaseError(f, "must be increasing")
@@ -402,8 +446,9 @@ class Snapshots:
     wall_s: float
 
 
-def hydrodynamic_snapshots(case: Case, msh: Any, metric: Metric,
-                           times: Sequence[float]) -> Snapshots:
+def hydrodynamic_snapshots(
+    case: Case, msh: Any, metric: Metric, times: Sequence[float]
+) -> Snapshots:
     """Run (3.7) + (5.2) on ``msh`` and keep (√p, S) at ``times`` (collective).
 
     Raises:
@@ -422,9 +467,16 @@ def hydrodynamic_snapshots(case: Case, msh: Any, metric: Metric,
                 states.append(u.x.array.copy())
     finally:
         problem.stepper.close()
-    return Snapshots(problem.space, u0, states, tuple(times), steps,
-                     case.discretisation.dt_used, dict(problem.stepper.stats),
-                     time.perf_counter() - t0)
+    return Snapshots(
+        problem.space,
+        u0,
+        states,
+        tuple(times),
+        steps,
+        case.discretisation.dt_used,
+        dict(problem.stepper.stats),
+        time.perf_counter() - t0,
+    )
 
 
 class Wave:
@@ -438,34 +490,56 @@ class Wave:
     wrong mass (m = m_factor/γ), for tests that a check can fail.
     """
 
-    def __init__(self, case: Case, msh: Any, metric: Metric, hydro_space: Any,
-                 m_factor: float = 1.0, degree: int | None = None) -> None:
+    def __init__(
+        self,
+        case: Case,
+        msh: Any,
+        metric: Metric,
+        hydro_space: Any,
+        m_factor: float = 1.0,
+        degree: int | None = None,
+    ) -> None:
         par = case.parameters
         degree = case.discretisation.degree if degree is None else degree
         self.case = case
         # a Constant, not a float: every ħ of a scan reuses the compiled forms
         self.hbar: Any = cast(Any, fem.Constant(msh, par.hbar))
-        self.eq = Schrodinger(metric, make_potential(case, msh, metric), self.hbar,
-                              par.m * m_factor)
+        self.eq = Schrodinger(
+            metric, make_potential(case, msh, metric), self.hbar, par.m * m_factor
+        )
         self.space = fem.functionspace(msh, ("Lagrange", degree, (2,)))
         self.psi = fem.Function(self.space, name="psi")
         self._u0 = fem.Function(hydro_space)
         R, S = self._u0[0], self._u0[1]
         self._initial = fem.Expression(
             ufl.as_vector((R * ufl.cos(S / self.hbar), R * ufl.sin(S / self.hbar))),
-            self.space.element.interpolation_points)
+            self.space.element.interpolation_points,
+        )
         self.bcs = boundary_conditions(case, self.space, "dirichlet", np.zeros(2))
 
-    def run(self, hbar: float, u0: np.ndarray, steps: Sequence[int], dt: float,
-            observe: Callable[[int], None]) -> None:
+    def run(
+        self,
+        hbar: float,
+        u0: np.ndarray,
+        steps: Sequence[int],
+        dt: float,
+        observe: Callable[[int], None],
+    ) -> None:
         """Step to the last of ``steps`` with ħ = hbar; observe(i) at steps[i] (collective)."""
         self.hbar.value = hbar
         self._u0.x.array[:] = u0
         self.psi.interpolate(self._initial)
         for bc in self.bcs:
             bc.set(self.psi.x.array)
-        stepper = TimeStepper(self.eq.semidiscrete(self.space), "crank_nicolson", self.psi, dt,
-                              self.bcs, self.case.solver.petsc_options, prefix="nhj_verify_")
+        stepper = TimeStepper(
+            self.eq.semidiscrete(self.space),
+            "crank_nicolson",
+            self.psi,
+            dt,
+            self.bcs,
+            self.case.solver.petsc_options,
+            prefix="nhj_verify_",
+        )
         try:
             for k in range(1, steps[-1] + 1):
                 stepper.advance()
@@ -534,16 +608,22 @@ class Mismatch:
 
     columns = ("p", "grad_S", "grad_S_unweighted")
 
-    def __init__(self, a: Pair, b: Pair, support: Support, metric: Metric, degree: int,
-                 comm: MPI.Comm) -> None:
+    def __init__(
+        self, a: Pair, b: Pair, support: Support, metric: Metric, degree: int, comm: MPI.Comm
+    ) -> None:
         dx = quadrature(degree)
         (pa, va), (pb, vb) = a, b
         dv = va - vb
         chi, w = support.chi, support.chi * support.p
         self.comm = comm
-        integrands = [(pa - pb) ** 2, pb**2,
-                      w * metric.inner(dv, dv), w * metric.inner(vb, vb),
-                      chi * metric.inner(dv, dv), chi * metric.inner(vb, vb)]
+        integrands = [
+            (pa - pb) ** 2,
+            pb**2,
+            w * metric.inner(dv, dv),
+            w * metric.inner(vb, vb),
+            chi * metric.inner(dv, dv),
+            chi * metric.inner(vb, vb),
+        ]
         self.forms = [fem.form(metric.volume(f, dx)) for f in integrands]
 
     def __call__(self) -> dict[str, float]:
@@ -597,8 +677,9 @@ def madelung_run(case: Case, comm: MPI.Comm, times: Sequence[float]) -> Madelung
     return MadelungRun(case, msh, metric, hydrodynamic_snapshots(case, msh, metric, times))
 
 
-def compare(run: MadelungRun, spec: VerifySpec, m_factor: float = 1.0,
-            panels: Path | None = None) -> Comparison:
+def compare(
+    run: MadelungRun, spec: VerifySpec, m_factor: float = 1.0, panels: Path | None = None
+) -> Comparison:
     """Schrödinger with ħ = γ/β against a Madelung run, both against the exact state.
 
     The exact state enters where the case has one. Collective.
@@ -618,8 +699,9 @@ def compare(run: MadelungRun, spec: VerifySpec, m_factor: float = 1.0,
     if exact is not None:
         mismatch["ME"] = Mismatch(of_hydro(u), exact.pair, support, metric, degree, comm)
         mismatch["SE"] = Mismatch(psi_pair, exact.pair, support, metric, degree, comm)
-    series: dict[str, dict[str, list[float]]] = {k: {c: [] for c in Mismatch.columns}
-                                                 for k in mismatch}
+    series: dict[str, dict[str, list[float]]] = {
+        k: {c: [] for c in Mismatch.columns} for k in mismatch
+    }
 
     def observe(i: int) -> None:
         u.x.array[:] = snaps.states[i]
@@ -633,15 +715,25 @@ def compare(run: MadelungRun, spec: VerifySpec, m_factor: float = 1.0,
     wave.run(case.parameters.hbar, snaps.u0, snaps.steps, snaps.dt, observe)
     if panels is not None:
         write_panels(panels, u, wave, degree)
-    return Comparison(tuple(spec.times), series, snaps.space.dofmap.index_map.size_global * 2,
-                      mesh_size(msh), snaps.wall_s, snaps.stats)
+    return Comparison(
+        tuple(spec.times),
+        series,
+        snaps.space.dofmap.index_map.size_global * 2,
+        mesh_size(msh),
+        snaps.wall_s,
+        snaps.stats,
+    )
 
 
 def exact_applies(case: Case) -> bool:
     """Whether the case's Gaussian state is exact for its equation (V harmonic or 0, g constant)."""
-    return (case.initial.kind != "expression" and case.metric.is_constant
-            and case.potential.V is None and not case.potential.has_loss
-            and case.output.exact)
+    return (
+        case.initial.kind != "expression"
+        and case.metric.is_constant
+        and case.potential.V is None
+        and not case.potential.has_loss
+        and case.output.exact
+    )
 
 
 def write_panels(path: Path, u: fem.Function, wave: Wave, degree: int) -> None:
@@ -666,9 +758,15 @@ def write_panels(path: Path, u: fem.Function, wave: Wave, degree: int) -> None:
     write_gathered_vtu(path, fields)
 
 
-def check_correspondence(vc: VerifyCase, gamma: float, beta: float, comm: MPI.Comm,
-                         m_factor: float = 1.0, panels: Path | None = None,
-                         run: MadelungRun | None = None) -> tuple[Check, Comparison | None]:
+def check_correspondence(
+    vc: VerifyCase,
+    gamma: float,
+    beta: float,
+    comm: MPI.Comm,
+    m_factor: float = 1.0,
+    panels: Path | None = None,
+    run: MadelungRun | None = None,
+) -> tuple[Check, Comparison | None]:
     """Madelung vs Schrödinger vs exact at (γ, β): every mismatch ≤ the tolerance.
 
     ``m_factor`` ≠ 1 gives Schrödinger a wrong mass (the check must then fail);
@@ -677,9 +775,11 @@ def check_correspondence(vc: VerifyCase, gamma: float, beta: float, comm: MPI.Co
     spec = vc.spec
     tol = spec.mismatch_tolerance
     name = f"correspondence[{vc.name}] gamma={gamma:g} beta={beta:g}"
-    criterion = (f"relative L2 mismatch of p vs |psi|^2, and of grad S vs hbar grad arg psi "
-                 f"(p-weighted, on the support p > {SUPPORT:g} max p) <= {tol:g} at every time, "
-                 "for Madelung vs Schrodinger and both vs the exact state")
+    criterion = (
+        f"relative L2 mismatch of p vs |psi|^2, and of grad S vs hbar grad arg psi "
+        f"(p-weighted, on the support p > {SUPPORT:g} max p) <= {tol:g} at every time, "
+        "for Madelung vs Schrodinger and both vs the exact state"
+    )
     t0 = time.perf_counter()
     case = with_pair(vc.case, gamma, beta)
     try:
@@ -691,11 +791,19 @@ def check_correspondence(vc: VerifyCase, gamma: float, beta: float, comm: MPI.Co
     value = max(worst["MS"].values())
     passed = all(e <= tol for w in worst.values() for e in w.values())
     details = {
-        "criterion": criterion, "case": vc.name, "gamma": gamma, "beta": beta,
-        "hbar": gamma / beta, "m": 1.0 / gamma * m_factor, "dim": case.dim, "dofs": cmp.dofs,
-        "h": cmp.h, "times": list(cmp.times),
+        "criterion": criterion,
+        "case": vc.name,
+        "gamma": gamma,
+        "beta": beta,
+        "hbar": gamma / beta,
+        "m": 1.0 / gamma * m_factor,
+        "dim": case.dim,
+        "dofs": cmp.dofs,
+        "h": cmp.h,
+        "times": list(cmp.times),
         **{f"{k}_{c}": v for k, s in cmp.series.items() for c, v in s.items()},
-        "madelung_steps": cmp.stats, "madelung_wall_s": cmp.madelung_wall_s,
+        "madelung_steps": cmp.stats,
+        "madelung_wall_s": cmp.madelung_wall_s,
         "wall_s": time.perf_counter() - t0,
     }
     return Check(name, passed, value, tol, details), cmp
@@ -703,8 +811,12 @@ def check_correspondence(vc: VerifyCase, gamma: float, beta: float, comm: MPI.Co
 
 def observed_orders(h: Sequence[float], e: Sequence[float]) -> list[float]:
     """log(e_i/e_{i+1}) / log(h_i/h_{i+1}) for consecutive levels."""
-    return [math.log(e[i] / e[i + 1]) / math.log(h[i] / h[i + 1])
-            if e[i] > 0 and e[i + 1] > 0 else math.nan for i in range(len(e) - 1)]
+    return [
+        math.log(e[i] / e[i + 1]) / math.log(h[i] / h[i + 1])
+        if e[i] > 0 and e[i + 1] > 0
+        else math.nan
+        for i in range(len(e) - 1)
+    ]
 
 
 def check_refinement(vc: VerifyCase, comm: MPI.Comm, m_factor: float = 1.0) -> Check:
@@ -720,9 +832,11 @@ def check_refinement(vc: VerifyCase, comm: MPI.Comm, m_factor: float = 1.0) -> C
     expected = {"p": min(k + 1, 2), "grad_S": min(k, 2)}
     tol = min(expected.values()) - 0.5
     name = f"refinement[{vc.name}] gamma={gamma:g} beta={beta:g}"
-    criterion = ("observed order of the Madelung-Schrodinger mismatch (finest two levels, "
-                 f"dt ~ h) >= expected - 0.5 (p: {expected['p']}, grad S: "
-                 f"{expected['grad_S']}), decreasing at every level")
+    criterion = (
+        "observed order of the Madelung-Schrodinger mismatch (finest two levels, "
+        f"dt ~ h) >= expected - 0.5 (p: {expected['p']}, grad S: "
+        f"{expected['grad_S']}), decreasing at every level"
+    )
     t0 = time.perf_counter()
     levels: dict[str, list[float]] = {"cells": [], "h": [], "dt": [], "p": [], "grad_S": []}
     try:
@@ -731,22 +845,39 @@ def check_refinement(vc: VerifyCase, comm: MPI.Comm, m_factor: float = 1.0) -> C
             cmp = compare(madelung_run(c, comm, spec.times), spec, m_factor)
             w = cmp.worst("MS")
             ep, ev = w["p"], w["grad_S"]
-            for key, v in (("cells", n), ("h", cmp.h), ("dt", c.discretisation.dt_used),
-                           ("p", ep), ("grad_S", ev)):
+            for key, v in (
+                ("cells", n),
+                ("h", cmp.h),
+                ("dt", c.discretisation.dt_used),
+                ("p", ep),
+                ("grad_S", ev),
+            ):
                 levels[key].append(v)
     except SolverError as e:
         return failed(name, tol, criterion, e)
     orders = {key: observed_orders(levels["h"], levels[key]) for key in ("p", "grad_S")}
     finest = {key: o[-1] for key, o in orders.items()}
-    decreasing = all(b < a for key in ("p", "grad_S")
-                     for a, b in zip(levels[key], levels[key][1:], strict=False))
+    decreasing = all(
+        b < a for key in ("p", "grad_S") for a, b in zip(levels[key], levels[key][1:], strict=False)
+    )
     passed = decreasing and all(finest[key] >= expected[key] - 0.5 for key in finest)
     value = min(finest[key] - expected[key] for key in finest) + min(expected.values())
-    return Check(name, bool(passed), value, tol,
-                 {"criterion": criterion, "case": vc.name, **levels,
-                  "order_p": orders["p"], "order_grad_S": orders["grad_S"],
-                  "expected_order": expected, "decreasing": decreasing,
-                  "wall_s": time.perf_counter() - t0})
+    return Check(
+        name,
+        bool(passed),
+        value,
+        tol,
+        {
+            "criterion": criterion,
+            "case": vc.name,
+            **levels,
+            "order_p": orders["p"],
+            "order_grad_S": orders["grad_S"],
+            "expected_order": expected,
+            "decreasing": decreasing,
+            "wall_s": time.perf_counter() - t0,
+        },
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -767,8 +898,7 @@ class Fit:
     at_bound: bool
 
 
-def fit_hbar(run: MadelungRun, spec: VerifySpec, m_factor: float = 1.0,
-             xatol: float = 1e-6) -> Fit:
+def fit_hbar(run: MadelungRun, spec: VerifySpec, m_factor: float = 1.0, xatol: float = 1e-6) -> Fit:
     """The ħ minimising the mismatch J(ħ) of Schrödinger(ħ, m = m_factor/γ) to a Madelung run.
 
     J(ħ) = mean over the observation times of e_p² + e_∇S² (collective).
@@ -785,8 +915,9 @@ def fit_hbar(run: MadelungRun, spec: VerifySpec, m_factor: float = 1.0,
     u = fem.Function(snaps.space)
     support = Support(u)
     wave = Wave(case, msh, metric, snaps.space, m_factor, spec.schrodinger_degree)
-    mismatch = Mismatch(of_hydro(u), of_psi(wave.psi, wave.hbar), support, metric,
-                        case.discretisation.degree, comm)
+    mismatch = Mismatch(
+        of_hydro(u), of_psi(wave.psi, wave.hbar), support, metric, case.discretisation.degree, comm
+    )
     memo: dict[float, float] = {}
 
     def J(hbar: float) -> float:
@@ -806,8 +937,9 @@ def fit_hbar(run: MadelungRun, spec: VerifySpec, m_factor: float = 1.0,
 
     h_e = case.parameters.gamma / case.parameters.beta
     lo, hi = math.log(h_e / bracket), math.log(h_e * bracket)
-    res = minimize_scalar(lambda s: J(math.exp(s)), bounds=(lo, hi), method="bounded",
-                          options={"xatol": xatol})
+    res = minimize_scalar(
+        lambda s: J(math.exp(s)), bounds=(lo, hi), method="bounded", options={"xatol": xatol}
+    )
     h_fit = math.exp(float(res.x))
     evaluations = sorted(memo.items())
     offsets = (-0.05, -0.02, -0.01, -0.005, -0.0025, 0.0, 0.0025, 0.005, 0.01, 0.02, 0.05)
@@ -820,9 +952,15 @@ def fit_hbar(run: MadelungRun, spec: VerifySpec, m_factor: float = 1.0,
     return Fit(h_e, h_fit, J_min, evaluations, curve, 2 * a, width, bool(at_bound))
 
 
-def check_hbar_fit(vc: VerifyCase, gamma: float, beta: float, comm: MPI.Comm,
-                   m_factor: float = 1.0, hbar_expected: float | None = None,
-                   run: MadelungRun | None = None) -> tuple[Check, Fit | None]:
+def check_hbar_fit(
+    vc: VerifyCase,
+    gamma: float,
+    beta: float,
+    comm: MPI.Comm,
+    m_factor: float = 1.0,
+    hbar_expected: float | None = None,
+    run: MadelungRun | None = None,
+) -> tuple[Check, Fit | None]:
     """ħ_fit = γ/β within the tolerance, and the minimum resolved at that tolerance.
 
     ``m_factor`` ≠ 1 fits with a wrong mass; ``hbar_expected`` compares with another
@@ -833,26 +971,46 @@ def check_hbar_fit(vc: VerifyCase, gamma: float, beta: float, comm: MPI.Comm,
     tol = spec.hbar_tolerance
     expected = gamma / beta if hbar_expected is None else hbar_expected
     name = f"hbar_fit[{vc.name}] gamma={gamma:g} beta={beta:g}"
-    criterion = (f"|hbar_fit/hbar_expected - 1| <= {tol:g} with m = 1/gamma, and a clear "
-                 f"minimum: width sqrt(J_min/a) <= {tol:g} (J ~ J_min + a s^2, s = "
-                 "hbar/hbar_fit - 1), not at the search bounds")
+    criterion = (
+        f"|hbar_fit/hbar_expected - 1| <= {tol:g} with m = 1/gamma, and a clear "
+        f"minimum: width sqrt(J_min/a) <= {tol:g} (J ~ J_min + a s^2, s = "
+        "hbar/hbar_fit - 1), not at the search bounds"
+    )
     t0 = time.perf_counter()
     try:
         run = run or madelung_run(with_pair(vc.case, gamma, beta), comm, spec.times)
         fit = fit_hbar(run, spec, m_factor)
     except SolverError as e:
-        return failed(name, tol, criterion, e, case=vc.name, gamma=gamma, beta=beta,
-                      hbar_expected=expected), None
+        return failed(
+            name, tol, criterion, e, case=vc.name, gamma=gamma, beta=beta, hbar_expected=expected
+        ), None
     rel = abs(fit.hbar_fit / expected - 1)
     passed = rel <= tol and fit.width <= tol and not fit.at_bound
-    return Check(name, bool(passed), rel, tol, {
-        "criterion": criterion, "case": vc.name, "gamma": gamma, "beta": beta,
-        "m": m_factor / gamma, "hbar_expected": expected, "hbar_fit": fit.hbar_fit,
-        "rel_error": rel, "J_min": fit.J_min, "curvature": fit.curvature, "width": fit.width,
-        "at_bound": fit.at_bound, "bracket": spec.bracket, "evaluations": len(fit.evaluations),
-        "search": [list(e) for e in fit.evaluations],
-        "curve": [list(c) for c in fit.curve], "wall_s": time.perf_counter() - t0,
-    }), fit
+    return Check(
+        name,
+        bool(passed),
+        rel,
+        tol,
+        {
+            "criterion": criterion,
+            "case": vc.name,
+            "gamma": gamma,
+            "beta": beta,
+            "m": m_factor / gamma,
+            "hbar_expected": expected,
+            "hbar_fit": fit.hbar_fit,
+            "rel_error": rel,
+            "J_min": fit.J_min,
+            "curvature": fit.curvature,
+            "width": fit.width,
+            "at_bound": fit.at_bound,
+            "bracket": spec.bracket,
+            "evaluations": len(fit.evaluations),
+            "search": [list(e) for e in fit.evaluations],
+            "curve": [list(c) for c in fit.curve],
+            "wall_s": time.perf_counter() - t0,
+        },
+    ), fit
 
 
 # --------------------------------------------------------------------------------------
@@ -877,12 +1035,19 @@ def solve_ground(case: Case, msh: Any, metric: Metric) -> Ground:
     eq = Schrodinger(metric, make_potential(case, msh, metric), par.hbar, par.m)
     space = fem.functionspace(msh, ("Lagrange", degree))
     gs = ground_state(eq, space, boundary_conditions(case, space, "dirichlet", 0.0))
-    return Ground(gs.E0, gs.psi, make_loss(case, msh), metric, mesh_size(msh),
-                  space.dofmap.index_map.size_global)
+    return Ground(
+        gs.E0,
+        gs.psi,
+        make_loss(case, msh),
+        metric,
+        mesh_size(msh),
+        space.dofmap.index_map.size_global,
+    )
 
 
-def ground_levels(vc: VerifyCase, comm: MPI.Comm, beta_gibbs: float | None = None,
-                  hbar: float | None = None) -> dict[str, list[float]]:
+def ground_levels(
+    vc: VerifyCase, comm: MPI.Comm, beta_gibbs: float | None = None, hbar: float | None = None
+) -> dict[str, list[float]]:
     """E₀ and ‖ψ₀² − exp(−2β_g L̄/γ)/Z‖₁ on each refinement level (collective).
 
     ``beta_gibbs`` (default β) is the β of the Gibbs density compared with; ``hbar``
@@ -897,8 +1062,7 @@ def ground_levels(vc: VerifyCase, comm: MPI.Comm, beta_gibbs: float | None = Non
         msh, metric = mesh_metric(c, comm)
         g = solve_ground(c, msh, metric)
         l1 = gibbs_l1(g.psi**2, g.loss, par.gamma, bg, metric, c.discretisation.degree, comm)
-        for key, v in (("cells", n), ("h", g.h), ("dofs", g.dofs), ("E0", g.E0),
-                       ("gibbs_l1", l1)):
+        for key, v in (("cells", n), ("h", g.h), ("dofs", g.dofs), ("E0", g.E0), ("gibbs_l1", l1)):
             out[key].append(v)
     return out
 
@@ -908,28 +1072,51 @@ def check_ground_energy(vc: VerifyCase, levels: Mapping[str, Sequence[float]]) -
     E = list(levels["E0"])
     value, tol = abs(E[-1]), abs(E[-2] - E[-1])
     shrinking = all(abs(b) < abs(a) for a, b in zip(E, E[1:], strict=False))
-    criterion = ("|E0| on the finest mesh <= |E0(coarser) - E0(finest)| (zero within the "
-                 "discretisation error) and |E0| shrinking under refinement")
-    return Check(f"ground_state_energy[{vc.name}]", bool(value <= tol and shrinking), value, tol,
-                 {"criterion": criterion, "case": vc.name, **levels,
-                  "order_E0": observed_orders(levels["h"], [abs(e) for e in E]),
-                  "shrinking": shrinking})
+    criterion = (
+        "|E0| on the finest mesh <= |E0(coarser) - E0(finest)| (zero within the "
+        "discretisation error) and |E0| shrinking under refinement"
+    )
+    return Check(
+        f"ground_state_energy[{vc.name}]",
+        bool(value <= tol and shrinking),
+        value,
+        tol,
+        {
+            "criterion": criterion,
+            "case": vc.name,
+            **levels,
+            "order_E0": observed_orders(levels["h"], [abs(e) for e in E]),
+            "shrinking": shrinking,
+        },
+    )
 
 
-def check_ground_gibbs(vc: VerifyCase, levels: Mapping[str, Sequence[float]],
-                       beta_gibbs: float | None = None) -> Check:
+def check_ground_gibbs(
+    vc: VerifyCase, levels: Mapping[str, Sequence[float]], beta_gibbs: float | None = None
+) -> Check:
     """‖|ψ₀|² − exp(−2βL̄/γ)/Z‖₁ ≤ the tolerance on the finest mesh, shrinking."""
     tol = vc.spec.gibbs_tolerance
     L1 = list(levels["gibbs_l1"])
     shrinking = all(b < a for a, b in zip(L1, L1[1:], strict=False))
-    criterion = (f"||psi0^2 - exp(-2 beta L/gamma)/Z||_1 <= {tol:g} on the finest mesh, "
-                 "shrinking under refinement")
+    criterion = (
+        f"||psi0^2 - exp(-2 beta L/gamma)/Z||_1 <= {tol:g} on the finest mesh, "
+        "shrinking under refinement"
+    )
     par = vc.case.parameters
-    return Check(f"ground_state_gibbs[{vc.name}]", bool(L1[-1] <= tol and shrinking), L1[-1],
-                 tol, {"criterion": criterion, "case": vc.name, **levels,
-                       "beta_gibbs": par.beta if beta_gibbs is None else beta_gibbs,
-                       "order_gibbs_l1": observed_orders(levels["h"], L1),
-                       "shrinking": shrinking})
+    return Check(
+        f"ground_state_gibbs[{vc.name}]",
+        bool(L1[-1] <= tol and shrinking),
+        L1[-1],
+        tol,
+        {
+            "criterion": criterion,
+            "case": vc.name,
+            **levels,
+            "beta_gibbs": par.beta if beta_gibbs is None else beta_gibbs,
+            "order_gibbs_l1": observed_orders(levels["h"], L1),
+            "shrinking": shrinking,
+        },
+    )
 
 
 @dataclass
@@ -942,8 +1129,11 @@ class Profile:
     p: np.ndarray
 
 
-def check_fokker_planck(vc: VerifyCase, comm: MPI.Comm, beta_gibbs: float | None = None,
-                        ) -> tuple[Check, Profile | None]:
+def check_fokker_planck(
+    vc: VerifyCase,
+    comm: MPI.Comm,
+    beta_gibbs: float | None = None,
+) -> tuple[Check, Profile | None]:
     """The Fokker–Planck (2.7) state at t_end equals the Gibbs density and |ψ₀|².
 
     value = max(‖p − exp(−2β_g L̄/γ)/Z‖₁, ‖p − ψ₀²‖₁) on the case's own mesh and time.
@@ -953,8 +1143,10 @@ def check_fokker_planck(vc: VerifyCase, comm: MPI.Comm, beta_gibbs: float | None
     bg = par.beta if beta_gibbs is None else beta_gibbs
     tol = spec.gibbs_tolerance
     name = f"fokker_planck_gibbs[{vc.name}]"
-    criterion = (f"the Fokker-Planck density at t = {disc.t_end:g} is within {tol:g} (L1) of "
-                 "exp(-2 beta L/gamma)/Z and of the ground state psi0^2")
+    criterion = (
+        f"the Fokker-Planck density at t = {disc.t_end:g} is within {tol:g} (L1) of "
+        "exp(-2 beta L/gamma)/Z and of the ground state psi0^2"
+    )
     t0 = time.perf_counter()
     msh, metric = mesh_metric(case, comm)
     problem = BUILDERS["fokker_planck"](case, msh, metric)
@@ -966,8 +1158,15 @@ def check_fokker_planck(vc: VerifyCase, comm: MPI.Comm, beta_gibbs: float | None
 
     history = [(0.0, distance())]
     assert problem.semidiscrete is not None  # Fokker–Planck is a finite-element equation
-    stepper = TimeStepper(problem.semidiscrete, disc.scheme, p, disc.dt_used, problem.bcs,
-                          case.solver.petsc_options, prefix="nhj_verify_fp_")
+    stepper = TimeStepper(
+        problem.semidiscrete,
+        disc.scheme,
+        p,
+        disc.dt_used,
+        problem.bcs,
+        case.solver.petsc_options,
+        prefix="nhj_verify_fp_",
+    )
     every = max(1, disc.steps // 10)
     try:
         for k in range(1, disc.steps + 1):
@@ -982,11 +1181,25 @@ def check_fokker_planck(vc: VerifyCase, comm: MPI.Comm, beta_gibbs: float | None
     dx = quadrature(disc.degree)
     to_psi = global_scalar(fem.form(metric.volume(abs(p - g.psi**2), dx)), comm)
     value = max(history[-1][1], to_psi)
-    check = Check(name, bool(value <= tol), value, tol, {
-        "criterion": criterion, "case": vc.name, "t_end": disc.t_end, "dt": disc.dt_used,
-        "scheme": disc.scheme, "beta_gibbs": bg, "gibbs_l1": history[-1][1],
-        "l1_to_ground_state": to_psi, "E0": g.E0, "history": [list(r) for r in history],
-        "wall_s": time.perf_counter() - t0})
+    check = Check(
+        name,
+        bool(value <= tol),
+        value,
+        tol,
+        {
+            "criterion": criterion,
+            "case": vc.name,
+            "t_end": disc.t_end,
+            "dt": disc.dt_used,
+            "scheme": disc.scheme,
+            "beta_gibbs": bg,
+            "gibbs_l1": history[-1][1],
+            "l1_to_ground_state": to_psi,
+            "E0": g.E0,
+            "history": [list(r) for r in history],
+            "wall_s": time.perf_counter() - t0,
+        },
+    )
     return check, profile(p, g, loss, par.gamma, bg) if case.dim == 1 else None
 
 
@@ -996,8 +1209,9 @@ def profile(p: fem.Function, g: Ground, loss: Any, gamma: float, beta: float) ->
     msh = space.mesh
     comm = msh.comm
     w = fem.Function(space)
-    w.interpolate(fem.Expression(ufl.exp(-2.0 * beta * loss / gamma),
-                                 space.element.interpolation_points))
+    w.interpolate(
+        fem.Expression(ufl.exp(-2.0 * beta * loss / gamma), space.element.interpolation_points)
+    )
     Z = global_scalar(fem.form(g.metric.volume(w, quadrature(2))), comm)
     n = space.dofmap.index_map.size_local
     x = space.tabulate_dof_coordinates()[:n, 0]
@@ -1019,8 +1233,9 @@ def regime_case(case: Case, alpha: float) -> Case:
     """neural_hj with the power law κ = g^{1/α}/β, or κ = δ/β given for α = 0."""
     if alpha == 0:
         b = case.parameters.beta
-        kappa = tuple(tuple(1.0 / b if i == j else 0.0 for j in range(case.dim))
-                      for i in range(case.dim))
+        kappa = tuple(
+            tuple(1.0 / b if i == j else 0.0 for j in range(case.dim)) for i in range(case.dim)
+        )
         noise = NoiseSpec(0.0, kappa)
     else:
         noise = NoiseSpec(float(alpha))
@@ -1037,8 +1252,9 @@ def quantum_expected(case: Case, alpha: float) -> bool:
     return bool(flat or alpha == 1)
 
 
-def check_regimes(vc: VerifyCase, comm: MPI.Comm, alphas: Sequence[float] | None = None,
-                  m_factor: float = 1.0) -> Check:
+def check_regimes(
+    vc: VerifyCase, comm: MPI.Comm, alphas: Sequence[float] | None = None, m_factor: float = 1.0
+) -> Check:
     """The neural HJ regimes α against Schrödinger (ħ = γ/β, m = 1/γ, Δ_g) on one mesh.
 
     Regimes that theory.md says coincide with Schrödinger must agree within the
@@ -1051,8 +1267,10 @@ def check_regimes(vc: VerifyCase, comm: MPI.Comm, alphas: Sequence[float] | None
     alphas = tuple(spec.alphas if alphas is None else alphas)
     tol, far = spec.mismatch_tolerance, spec.separation * spec.mismatch_tolerance
     name = f"regimes[{vc.name}]"
-    criterion = (f"alpha in {list(alphas)}: mismatch to Schrodinger <= {tol:g} where theory "
-                 f"says they coincide (flat metric, or alpha = 1), > {far:g} elsewhere")
+    criterion = (
+        f"alpha in {list(alphas)}: mismatch to Schrodinger <= {tol:g} where theory "
+        f"says they coincide (flat metric, or alpha = 1), > {far:g} elsewhere"
+    )
     t0 = time.perf_counter()
     msh, metric = mesh_metric(case, comm)
     degree = case.discretisation.degree
@@ -1066,8 +1284,7 @@ def check_regimes(vc: VerifyCase, comm: MPI.Comm, alphas: Sequence[float] | None
     u = fem.Function(first.space)
     support = Support(u)
     wave = Wave(case, msh, metric, first.space, m_factor, spec.schrodinger_degree)
-    mismatch = Mismatch(of_hydro(u), of_psi(wave.psi, wave.hbar), support, metric, degree,
-                        comm)
+    mismatch = Mismatch(of_hydro(u), of_psi(wave.psi, wave.hbar), support, metric, degree, comm)
     series: dict[float, list[dict[str, float]]] = {a: [] for a in alphas}
 
     def observe(i: int) -> None:
@@ -1081,21 +1298,39 @@ def check_regimes(vc: VerifyCase, comm: MPI.Comm, alphas: Sequence[float] | None
     # how far each regime's (√p, S) is from the first's, nodally: 0 to round-off where F agrees
     n = first.space.dofmap.index_map.size_local * 2
     scale = comm.allreduce(float(np.abs(first.states[-1][:n]).max(initial=0.0)), op=MPI.MAX)
-    apart = {a: comm.allreduce(float(np.abs(runs[a].states[-1][:n] - first.states[-1][:n])
-                                     .max(initial=0.0)), op=MPI.MAX) / scale for a in alphas}
+    apart = {
+        a: comm.allreduce(
+            float(np.abs(runs[a].states[-1][:n] - first.states[-1][:n]).max(initial=0.0)),
+            op=MPI.MAX,
+        )
+        / scale
+        for a in alphas
+    }
     expected = {a: quantum_expected(case, a) for a in alphas}
     same = [worst[a] for a in alphas if expected[a]]
     other = [worst[a] for a in alphas if not expected[a]]
     passed = all(w <= tol for w in same) and all(w > far for w in other)
     value = max(same) if same else math.nan
-    return Check(name, bool(passed), value, tol, {
-        "criterion": criterion, "case": vc.name, "flat": all(expected.values()),
-        "alphas": list(alphas), "equals_schrodinger": [expected[a] for a in alphas],
-        "mismatch": [worst[a] for a in alphas], "separated_by": min(other) if other else None,
-        "max_nodal_difference_to_first": [apart[a] for a in alphas],
-        "separation_bound": far, "times": list(first.times),
-        **{c: {str(a): [e[c] for e in s] for a, s in series.items()} for c in Mismatch.columns},
-        "wall_s": time.perf_counter() - t0})
+    return Check(
+        name,
+        bool(passed),
+        value,
+        tol,
+        {
+            "criterion": criterion,
+            "case": vc.name,
+            "flat": all(expected.values()),
+            "alphas": list(alphas),
+            "equals_schrodinger": [expected[a] for a in alphas],
+            "mismatch": [worst[a] for a in alphas],
+            "separated_by": min(other) if other else None,
+            "max_nodal_difference_to_first": [apart[a] for a in alphas],
+            "separation_bound": far,
+            "times": list(first.times),
+            **{c: {str(a): [e[c] for e in s] for a, s in series.items()} for c in Mismatch.columns},
+            "wall_s": time.perf_counter() - t0,
+        },
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -1104,8 +1339,9 @@ def check_regimes(vc: VerifyCase, comm: MPI.Comm, alphas: Sequence[float] | None
 
 def failed(name: str, tol: float, criterion: str, error: Exception, **details: Any) -> Check:
     """A check whose computation failed (e.g. a run with no acceptable time step)."""
-    return Check(name, False, math.nan, tol,
-                 {"criterion": criterion, "error": str(error), **details})
+    return Check(
+        name, False, math.nan, tol, {"criterion": criterion, "error": str(error), **details}
+    )
 
 
 @dataclass
@@ -1128,14 +1364,23 @@ class Report:
 
     def hbar_table(self) -> list[dict[str, Any]]:
         """Rows gamma, beta, hbar_expected, hbar_fit, rel_error of every ħ-fit."""
-        return [{k: c.details.get(k) for k in ("case", "gamma", "beta", "hbar_expected",
-                                               "hbar_fit", "rel_error")} | {"passed": c.passed}
-                for c in self.checks if c.name.startswith("hbar_fit")]
+        return [
+            {
+                k: c.details.get(k)
+                for k in ("case", "gamma", "beta", "hbar_expected", "hbar_fit", "rel_error")
+            }
+            | {"passed": c.passed}
+            for c in self.checks
+            if c.name.startswith("hbar_fit")
+        ]
 
 
-def run_verification(mode: str = "quick", out: Path | None = Path("results/verify"),
-                     comm: MPI.Comm = MPI.COMM_WORLD,
-                     cases: Sequence[str] | None = None) -> Report:
+def run_verification(
+    mode: str = "quick",
+    out: Path | None = Path("results/verify"),
+    comm: MPI.Comm = MPI.COMM_WORLD,
+    cases: Sequence[str] | None = None,
+) -> Report:
     """Run every check of every verification case; write the report to ``out`` (collective).
 
     Raises:
@@ -1151,10 +1396,10 @@ def run_verification(mode: str = "quick", out: Path | None = Path("results/verif
     report = Report(mode, ranks=comm.size)
     for vc in vcs:
         run_case_checks(vc, comm, report, out)
-    order = ("correspondence", "refinement", "hbar_fit", "ground_state", "fokker_planck",
-             "regimes")
-    report.checks.sort(key=lambda c: next(i for i, o in enumerate(order)
-                                          if c.name.startswith(o)))  # stable: case order kept
+    order = ("correspondence", "refinement", "hbar_fit", "ground_state", "fokker_planck", "regimes")
+    report.checks.sort(
+        key=lambda c: next(i for i, o in enumerate(order) if c.name.startswith(o))
+    )  # stable: case order kept
     report.wall_s = comm.bcast(time.perf_counter() - t0, root=0)
     if out is not None:
         from nhj.verify_report import write_report
@@ -1169,8 +1414,14 @@ def run_case_checks(vc: VerifyCase, comm: MPI.Comm, report: Report, out: Path | 
 
     def add(check: Check) -> None:
         report.checks.append(check)
-        log.info("%s %s: value %.3g, tolerance %.3g (%.1f s)", "PASS" if check.passed else "FAIL",
-                 check.name, check.value, check.tolerance, check.details.get("wall_s", 0.0))
+        log.info(
+            "%s %s: value %.3g, tolerance %.3g (%.1f s)",
+            "PASS" if check.passed else "FAIL",
+            check.name,
+            check.value,
+            check.tolerance,
+            check.details.get("wall_s", 0.0),
+        )
 
     for gamma, beta in spec.pairs:
         key = f"{vc.name} gamma={gamma:g} beta={beta:g}"
@@ -1179,13 +1430,26 @@ def run_case_checks(vc: VerifyCase, comm: MPI.Comm, report: Report, out: Path | 
             try:  # one Madelung run for both checks; a failure fails both
                 run = madelung_run(with_pair(vc.case, gamma, beta), comm, spec.times)
             except SolverError as e:
-                pair = {"case": vc.name, "gamma": gamma, "beta": beta,
-                        "hbar_expected": gamma / beta}
-                for c, tol in (("correspondence", spec.mismatch_tolerance),
-                               ("hbar_fit", spec.hbar_tolerance)):
+                pair = {
+                    "case": vc.name,
+                    "gamma": gamma,
+                    "beta": beta,
+                    "hbar_expected": gamma / beta,
+                }
+                for c, tol in (
+                    ("correspondence", spec.mismatch_tolerance),
+                    ("hbar_fit", spec.hbar_tolerance),
+                ):
                     if c in spec.checks:
-                        add(failed(f"{c}[{vc.name}] gamma={gamma:g} beta={beta:g}", tol,
-                                   "the Madelung run completes", e, **pair))
+                        add(
+                            failed(
+                                f"{c}[{vc.name}] gamma={gamma:g} beta={beta:g}",
+                                tol,
+                                "the Madelung run completes",
+                                e,
+                                **pair,
+                            )
+                        )
                 continue
         if "correspondence" in spec.checks:
             panels = None
@@ -1223,7 +1487,19 @@ def run_case_checks(vc: VerifyCase, comm: MPI.Comm, report: Report, out: Path | 
 
 
 __all__ = [
-    "Check", "Report", "VerifyCase", "VerifySpec", "check_correspondence", "check_fokker_planck",
-    "check_ground_energy", "check_ground_gibbs", "check_hbar_fit", "check_refinement",
-    "check_regimes", "find_cases", "ground_levels", "load_verify_case", "run_verification",
+    "Check",
+    "Report",
+    "VerifyCase",
+    "VerifySpec",
+    "check_correspondence",
+    "check_fokker_planck",
+    "check_ground_energy",
+    "check_ground_gibbs",
+    "check_hbar_fit",
+    "check_refinement",
+    "check_regimes",
+    "find_cases",
+    "ground_levels",
+    "load_verify_case",
+    "run_verification",
 ]

@@ -36,17 +36,19 @@ def report_data(report: Report) -> dict[str, Any]:
     """The content of report.json."""
     from nhj.run import versions
 
-    return jsonable({
-        "mode": report.mode,
-        "passed": report.passed,
-        "checks_passed": sum(c.passed for c in report.checks),
-        "checks_total": len(report.checks),
-        "ranks": report.ranks,
-        "wall_s": report.wall_s,
-        "versions": versions(),
-        "checks": [c.as_dict() for c in report.checks],
-        "hbar_fit": report.hbar_table(),
-    })
+    return jsonable(
+        {
+            "mode": report.mode,
+            "passed": report.passed,
+            "checks_passed": sum(c.passed for c in report.checks),
+            "checks_total": len(report.checks),
+            "ranks": report.ranks,
+            "wall_s": report.wall_s,
+            "versions": versions(),
+            "checks": [c.as_dict() for c in report.checks],
+            "hbar_fit": report.hbar_table(),
+        }
+    )
 
 
 def write_report(report: Report, out: Path, comm: MPI.Comm) -> list[Path]:
@@ -79,8 +81,10 @@ def criterion_sense(c: Check) -> str:
 
 def summary_table(report: Report) -> str:
     """The plain-text table printed at the end of ``nhj verify``."""
-    rows = [(c.name, "PASS" if c.passed else "FAIL",
-             fmt(c.value), criterion_sense(c), fmt(c.tolerance)) for c in report.checks]
+    rows = [
+        (c.name, "PASS" if c.passed else "FAIL", fmt(c.value), criterion_sense(c), fmt(c.tolerance))
+        for c in report.checks
+    ]
     head = ("check", "result", "value", "", "tolerance")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     line = "  ".join("-" * w for w in widths)
@@ -90,121 +94,246 @@ def summary_table(report: Report) -> str:
     fits = report.hbar_table()
     if fits:
         out.append("hbar fit (m = 1/gamma):  gamma  beta  hbar_expected  hbar_fit  rel_error")
-        out += [f"  {r['case'] or '-':>24s}  {fmt(r['gamma']):>5s}  {fmt(r['beta']):>4s}  "
-                f"{fmt(r['hbar_expected'], '.6g'):>13s}  {fmt(r['hbar_fit'], '.6g'):>8s}  "
-                f"{fmt(r['rel_error'], '.2e'):>9s}" for r in fits]
+        out += [
+            f"  {r['case'] or '-':>24s}  {fmt(r['gamma']):>5s}  {fmt(r['beta']):>4s}  "
+            f"{fmt(r['hbar_expected'], '.6g'):>13s}  {fmt(r['hbar_fit'], '.6g'):>8s}  "
+            f"{fmt(r['rel_error'], '.2e'):>9s}"
+            for r in fits
+        ]
     n = sum(c.passed for c in report.checks)
     verdict = "PASSED" if report.passed else "FAILED"
-    out.append(f"nhj verify --{report.mode}: {verdict} ({n}/{len(report.checks)} checks, "
-               f"{report.wall_s:.0f} s on {report.ranks} rank(s))")
+    out.append(
+        f"nhj verify --{report.mode}: {verdict} ({n}/{len(report.checks)} checks, "
+        f"{report.wall_s:.0f} s on {report.ranks} rank(s))"
+    )
     return "\n".join(out)
 
 
 def _table(head: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
-            *("| " + " | ".join(r) + " |" for r in rows), ""]
+    return [
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+        *("| " + " | ".join(r) + " |" for r in rows),
+        "",
+    ]
 
 
 def markdown(report: Report, figures: list[Path]) -> str:
     """The content of report.md."""
     n = sum(c.passed for c in report.checks)
     verdict = "PASSED" if report.passed else "FAILED"
-    md = [f"# nhj verify --{report.mode}: {verdict}", "",
-          f"{n} of {len(report.checks)} checks passed in {report.wall_s:.0f} s on "
-          f"{report.ranks} MPI rank(s). The claim under test (theory.md, \"The correspondence "
-          "check\"): learning dynamics with learning rate γ and Lagrange multiplier β evolves "
-          "like Schrödinger dynamics with ħ = γ/β and m = 1/γ.", "", "## Checks", ""]
-    md += _table(["check", "result", "value", "", "tolerance"],
-                 [[f"`{c.name}`", "pass" if c.passed else "**FAIL**", fmt(c.value),
-                   criterion_sense(c).replace("<=", "≤").replace(">=", "≥"), fmt(c.tolerance)]
-                  for c in report.checks])
+    md = [
+        f"# nhj verify --{report.mode}: {verdict}",
+        "",
+        f"{n} of {len(report.checks)} checks passed in {report.wall_s:.0f} s on "
+        f'{report.ranks} MPI rank(s). The claim under test (theory.md, "The correspondence '
+        'check"): learning dynamics with learning rate γ and Lagrange multiplier β evolves '
+        "like Schrödinger dynamics with ħ = γ/β and m = 1/γ.",
+        "",
+        "## Checks",
+        "",
+    ]
+    md += _table(
+        ["check", "result", "value", "", "tolerance"],
+        [
+            [
+                f"`{c.name}`",
+                "pass" if c.passed else "**FAIL**",
+                fmt(c.value),
+                criterion_sense(c).replace("<=", "≤").replace(">=", "≥"),
+                fmt(c.tolerance),
+            ]
+            for c in report.checks
+        ],
+    )
     fits = [c for c in report.checks if c.name.startswith("hbar_fit")]
     if fits:
-        md += ["## ħ-fit", "",
-               "The ħ that minimises the Madelung–Schrödinger mismatch J(ħ) with m fixed at "
-               "1/γ (bounded Brent search over [γ/β / B, B γ/β]). *width* is the relative "
-               "change of ħ over which J rises by its own minimum (from the curvature): a "
-               "clear minimum has a width below the tolerance.", ""]
-        md += _table(["case", "γ", "β", "ħ expected", "ħ fit", "rel. error", "J_min", "width",
-                      "evaluations"],
-                     [[c.details.get("case", ""), fmt(c.details.get("gamma")),
-                       fmt(c.details.get("beta")), fmt(c.details.get("hbar_expected"), ".6g"),
-                       fmt(c.details.get("hbar_fit"), ".8g"),
-                       fmt(c.details.get("rel_error"), ".2e"),
-                       fmt(c.details.get("J_min"), ".2e"), fmt(c.details.get("width"), ".2e"),
-                       fmt(c.details.get("evaluations"))] for c in fits])
-    corr = [c for c in report.checks if c.name.startswith("correspondence")
-            and "MS_p" in c.details]
+        md += [
+            "## ħ-fit",
+            "",
+            "The ħ that minimises the Madelung–Schrödinger mismatch J(ħ) with m fixed at "
+            "1/γ (bounded Brent search over [γ/β / B, B γ/β]). *width* is the relative "
+            "change of ħ over which J rises by its own minimum (from the curvature): a "
+            "clear minimum has a width below the tolerance.",
+            "",
+        ]
+        md += _table(
+            [
+                "case",
+                "γ",
+                "β",
+                "ħ expected",
+                "ħ fit",
+                "rel. error",
+                "J_min",
+                "width",
+                "evaluations",
+            ],
+            [
+                [
+                    c.details.get("case", ""),
+                    fmt(c.details.get("gamma")),
+                    fmt(c.details.get("beta")),
+                    fmt(c.details.get("hbar_expected"), ".6g"),
+                    fmt(c.details.get("hbar_fit"), ".8g"),
+                    fmt(c.details.get("rel_error"), ".2e"),
+                    fmt(c.details.get("J_min"), ".2e"),
+                    fmt(c.details.get("width"), ".2e"),
+                    fmt(c.details.get("evaluations")),
+                ]
+                for c in fits
+            ],
+        )
+    corr = [c for c in report.checks if c.name.startswith("correspondence") and "MS_p" in c.details]
     if corr:
-        md += ["## Madelung vs Schrödinger vs exact", "",
-               "Largest relative L² mismatch over the observation times: p against |ψ|², and "
-               "∇S against ħ∇arg ψ (p-weighted, on the support p > 10⁻³ max p). M = Madelung, "
-               "S = Schrödinger, E = exact.", ""]
+        md += [
+            "## Madelung vs Schrödinger vs exact",
+            "",
+            "Largest relative L² mismatch over the observation times: p against |ψ|², and "
+            "∇S against ħ∇arg ψ (p-weighted, on the support p > 10⁻³ max p). M = Madelung, "
+            "S = Schrödinger, E = exact.",
+            "",
+        ]
         rows = []
         for c in corr:
             d = c.details
-            row = [d["case"], fmt(d["gamma"]), fmt(d["beta"]), fmt(d["hbar"]), fmt(d["m"]),
-                   str(d["dim"]), str(d["dofs"])]
+            row = [
+                d["case"],
+                fmt(d["gamma"]),
+                fmt(d["beta"]),
+                fmt(d["hbar"]),
+                fmt(d["m"]),
+                str(d["dim"]),
+                str(d["dofs"]),
+            ]
             for k in ("MS", "ME", "SE"):
                 for q in ("p", "grad_S"):
                     v = d.get(f"{k}_{q}")
                     row.append(fmt(max(v)) if v else "-")
             rows.append(row)
-        md += _table(["case", "γ", "β", "ħ", "m", "dim", "dofs", "M–S p", "M–S ∇S", "M–E p",
-                      "M–E ∇S", "S–E p", "S–E ∇S"], rows)
+        md += _table(
+            [
+                "case",
+                "γ",
+                "β",
+                "ħ",
+                "m",
+                "dim",
+                "dofs",
+                "M–S p",
+                "M–S ∇S",
+                "M–E p",
+                "M–E ∇S",
+                "S–E p",
+                "S–E ∇S",
+            ],
+            rows,
+        )
     for c in report.checks:
         d = c.details
         if c.name.startswith("refinement") and "cells" in d:
-            md += [f"## Refinement: `{c.name}`", "",
-                   "h and dt refined together (dt ∝ h); observed order between consecutive "
-                   f"levels (expected {d['expected_order']}).", ""]
-            rows = [[str(d["cells"][i]), fmt(d["h"][i]), fmt(d["dt"][i]), fmt(d["p"][i]),
-                     fmt(d["order_p"][i - 1], ".2f") if i else "-", fmt(d["grad_S"][i]),
-                     fmt(d["order_grad_S"][i - 1], ".2f") if i else "-"]
-                    for i in range(len(d["cells"]))]
+            md += [
+                f"## Refinement: `{c.name}`",
+                "",
+                "h and dt refined together (dt ∝ h); observed order between consecutive "
+                f"levels (expected {d['expected_order']}).",
+                "",
+            ]
+            rows = [
+                [
+                    str(d["cells"][i]),
+                    fmt(d["h"][i]),
+                    fmt(d["dt"][i]),
+                    fmt(d["p"][i]),
+                    fmt(d["order_p"][i - 1], ".2f") if i else "-",
+                    fmt(d["grad_S"][i]),
+                    fmt(d["order_grad_S"][i - 1], ".2f") if i else "-",
+                ]
+                for i in range(len(d["cells"]))
+            ]
             md += _table(["cells", "h", "dt", "M–S p", "order", "M–S ∇S", "order"], rows)
-    ground = [c for c in report.checks if c.name.startswith("ground_state_energy")
-              and "E0" in c.details]
+    ground = [
+        c for c in report.checks if c.name.startswith("ground_state_energy") and "E0" in c.details
+    ]
     if ground:
-        md += ["## Ground state ↔ Gibbs", "",
-               "Lowest eigenpair of H = −(ħ²/2m)Δ_g + V with V from L̄ by (3.6): E₀ = 0 and "
-               "|ψ₀|² = exp(−2βL̄/γ)/Z exactly, so both columns are discretisation errors.", ""]
+        md += [
+            "## Ground state ↔ Gibbs",
+            "",
+            "Lowest eigenpair of H = −(ħ²/2m)Δ_g + V with V from L̄ by (3.6): E₀ = 0 and "
+            "|ψ₀|² = exp(−2βL̄/γ)/Z exactly, so both columns are discretisation errors.",
+            "",
+        ]
         rows = []
         for c in ground:
             d = c.details
-            gibbs = next((g.details for g in report.checks
-                          if g.name == c.name.replace("energy", "gibbs")), {})
+            gibbs = next(
+                (g.details for g in report.checks if g.name == c.name.replace("energy", "gibbs")),
+                {},
+            )
             for i in range(len(d["cells"])):
-                rows.append([d["case"], str(d["cells"][i]), fmt(d["h"][i]), fmt(d["E0"][i]),
-                             fmt(d["order_E0"][i - 1], ".2f") if i else "-",
-                             fmt(d["gibbs_l1"][i]),
-                             fmt(gibbs.get("order_gibbs_l1", [None] * 9)[i - 1], ".2f")
-                             if i else "-"])
+                rows.append(
+                    [
+                        d["case"],
+                        str(d["cells"][i]),
+                        fmt(d["h"][i]),
+                        fmt(d["E0"][i]),
+                        fmt(d["order_E0"][i - 1], ".2f") if i else "-",
+                        fmt(d["gibbs_l1"][i]),
+                        fmt(gibbs.get("order_gibbs_l1", [None] * 9)[i - 1], ".2f") if i else "-",
+                    ]
+                )
         md += _table(["case", "cells", "h", "E₀", "order", "‖ψ₀² − p∞‖₁", "order"], rows)
-    fp = [c for c in report.checks if c.name.startswith("fokker_planck")
-          and "gibbs_l1" in c.details]
+    fp = [
+        c for c in report.checks if c.name.startswith("fokker_planck") and "gibbs_l1" in c.details
+    ]
     if fp:
         md += ["## Fokker–Planck long-time state", ""]
-        md += _table(["case", "t_end", "‖p − p∞‖₁", "‖p − ψ₀²‖₁"],
-                     [[c.details["case"], fmt(c.details["t_end"]), fmt(c.details["gibbs_l1"]),
-                       fmt(c.details["l1_to_ground_state"])] for c in fp])
+        md += _table(
+            ["case", "t_end", "‖p − p∞‖₁", "‖p − ψ₀²‖₁"],
+            [
+                [
+                    c.details["case"],
+                    fmt(c.details["t_end"]),
+                    fmt(c.details["gibbs_l1"]),
+                    fmt(c.details["l1_to_ground_state"]),
+                ]
+                for c in fp
+            ],
+        )
     reg = [c for c in report.checks if c.name.startswith("regimes") and "alphas" in c.details]
     if reg:
-        md += ["## Regimes", "",
-               "neural HJ (5.2) at each α against Schrödinger (largest mismatch over p and ∇S "
-               "and the times).", ""]
-        rows = [[c.details["case"], "flat" if c.details["flat"] else "anisotropic", fmt(a),
-                 "yes" if eq else "no", fmt(m)]
-                for c in reg for a, eq, m in zip(c.details["alphas"],
-                                                 c.details["equals_schrodinger"],
-                                                 c.details["mismatch"], strict=True)]
+        md += [
+            "## Regimes",
+            "",
+            "neural HJ (5.2) at each α against Schrödinger (largest mismatch over p and ∇S "
+            "and the times).",
+            "",
+        ]
+        rows = [
+            [
+                c.details["case"],
+                "flat" if c.details["flat"] else "anisotropic",
+                fmt(a),
+                "yes" if eq else "no",
+                fmt(m),
+            ]
+            for c in reg
+            for a, eq, m in zip(
+                c.details["alphas"],
+                c.details["equals_schrodinger"],
+                c.details["mismatch"],
+                strict=True,
+            )
+        ]
         md += _table(["case", "metric", "α", "theory: = Schrödinger", "mismatch"], rows)
     if figures:
         md += ["## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figures] + [""]
     md += ["## Criteria", ""]
-    md += [f"- `{c.name}`: {c.details.get('criterion', '')}"
-           + (f" — **error: {c.details['error']}**" if "error" in c.details else "")
-           for c in report.checks]
+    md += [
+        f"- `{c.name}`: {c.details.get('criterion', '')}"
+        + (f" — **error: {c.details['error']}**" if "error" in c.details else "")
+        for c in report.checks
+    ]
     return "\n".join(md) + "\n"
 
 
@@ -215,7 +344,13 @@ def markdown(report: Report, figures: list[Path]) -> str:
 def make_figures(report: Report, out: Path) -> list[Path]:
     """Every figure the report has data for; a figure that fails is logged, not fatal."""
     makers: list[Callable[[Report, Path], Path | None]] = [
-        fig_hbar_fit, fig_mismatch_time, fig_mismatch_h, fig_fields_2d, fig_gibbs, fig_regimes]
+        fig_hbar_fit,
+        fig_mismatch_time,
+        fig_mismatch_h,
+        fig_fields_2d,
+        fig_gibbs,
+        fig_regimes,
+    ]
     paths = []
     for make in makers:
         try:
@@ -256,8 +391,13 @@ def fig_hbar_fit(report: Report, out: Path) -> Path | None:
         order = np.argsort(h)
         a.loglog(h[order], J[order], "o-", ms=3, label=key)
         s = np.array([c[0] for c in f.curve])
-        b.semilogy(100 * (f.hbar_fit * (1 + s) / f.hbar_expected - 1),
-                   np.array([c[1] for c in f.curve]), "o-", ms=3, label=key)
+        b.semilogy(
+            100 * (f.hbar_fit * (1 + s) / f.hbar_expected - 1),
+            np.array([c[1] for c in f.curve]),
+            "o-",
+            ms=3,
+            label=key,
+        )
     for ax in (a, b):
         ax.axvline(1.0 if ax is a else 0.0, color="k", lw=0.8, ls="--")
     a.set(xlabel="ħ / (γ/β)", ylabel="J(ħ)", title="mismatch over the search interval")
@@ -274,11 +414,12 @@ def fig_mismatch_time(report: Report, out: Path) -> Path | None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
     for key, cmp in report.comparisons:
         for ax, q in zip(axes, ("p", "grad_S"), strict=True):
-            line, = ax.semilogy(cmp.times, cmp.series["MS"][q], "o-", ms=3, label=key)
+            (line,) = ax.semilogy(cmp.times, cmp.series["MS"][q], "o-", ms=3, label=key)
             if "ME" in cmp.series:
                 ax.semilogy(cmp.times, cmp.series["ME"][q], ":", color=line.get_color())
-    axes[0].set(xlabel="t", title="p vs |ψ|²  (solid: Madelung–Schrödinger, dotted: "
-                "Madelung–exact)")
+    axes[0].set(
+        xlabel="t", title="p vs |ψ|²  (solid: Madelung–Schrödinger, dotted: Madelung–exact)"
+    )
     axes[1].set(xlabel="t", title="∇S vs ħ∇arg ψ (p-weighted, on the support)")
     axes[1].legend(fontsize=7)
     return _save(plt, fig, out / "mismatch_time.png")
@@ -299,8 +440,11 @@ def fig_mismatch_h(report: Report, out: Path) -> Path | None:
         e0 = d["grad_S"][-1]
         k = d["expected_order"]["grad_S"]
         ax.loglog(h, e0 * (h / h[-1]) ** k, "k--", lw=0.8, label=f"h^{k}")
-    ax.set(xlabel="h (dt ∝ h)", ylabel="max_t relative mismatch",
-           title="Madelung–Schrödinger mismatch under refinement")
+    ax.set(
+        xlabel="h (dt ∝ h)",
+        ylabel="max_t relative mismatch",
+        title="Madelung–Schrödinger mismatch under refinement",
+    )
     ax.legend(fontsize=7)
     return _save(plt, fig, out / "mismatch_h.png")
 
@@ -329,16 +473,19 @@ def fig_fields_2d(report: Report, out: Path) -> Path | None:
     window = grid.clip_box(box, invert=False)
     hb = float(np.max(np.abs(grid.point_data["hbar_arg_psi"]))) or 1.0
     # VTK's font has no Greek letters: ASCII titles
-    panels = [("p", window, "Madelung p", "viridis", (0, pmax)),
-              ("p_psi", window, "Schrodinger abs(psi)^2", "viridis", (0, pmax)),
-              ("S", support, "Madelung S mod 2 pi hbar", "twilight", (-hb, hb)),
-              ("hbar_arg_psi", support, "Schrodinger hbar arg psi", "twilight", (-hb, hb))]
+    panels = [
+        ("p", window, "Madelung p", "viridis", (0, pmax)),
+        ("p_psi", window, "Schrodinger abs(psi)^2", "viridis", (0, pmax)),
+        ("S", support, "Madelung S mod 2 pi hbar", "twilight", (-hb, hb)),
+        ("hbar_arg_psi", support, "Schrodinger hbar arg psi", "twilight", (-hb, hb)),
+    ]
     plotter = pv.Plotter(shape=(2, 2), off_screen=True, window_size=(1200, 1100))
     for k, (name, data, title, cmap, clim) in enumerate(panels):
         plotter.subplot(k // 2, k % 2)
         plotter.add_mesh(window.outline(), color="gray")
-        plotter.add_mesh(data.copy(), scalars=name, cmap=cmap, clim=clim,
-                         scalar_bar_args={"title": title})
+        plotter.add_mesh(
+            data.copy(), scalars=name, cmap=cmap, clim=clim, scalar_bar_args={"title": title}
+        )
         plotter.view_xy()
     path = out / "fields_2d.png"
     plotter.screenshot(str(path))
@@ -352,8 +499,7 @@ def fig_gibbs(report: Report, out: Path) -> Path | None:
         return None
     plt = _pyplot()
     n = len(report.profiles)
-    fig, axes = plt.subplots(1, n, figsize=(5 * n, 3.8), constrained_layout=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(5 * n, 3.8), constrained_layout=True, squeeze=False)
     for ax, (name, pr) in zip(axes[0], report.profiles, strict=True):
         ax.plot(pr.x, pr.gibbs, "k-", lw=2.5, alpha=0.35, label="exp(−2βL̄/γ)/Z")
         ax.plot(pr.x, pr.psi2, "C0--", label="ground state |ψ₀|²")
@@ -369,8 +515,9 @@ def fig_regimes(report: Report, out: Path) -> Path | None:
     if not reg:
         return None
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(reg), figsize=(5.5 * len(reg), 4), constrained_layout=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(reg), figsize=(5.5 * len(reg), 4), constrained_layout=True, squeeze=False
+    )
     for ax, c in zip(axes[0], reg, strict=True):
         d = c.details
         for i, a in enumerate(d["alphas"]):

@@ -13,6 +13,7 @@ CASES = ROOT / "cases"
 
 def dump(d: Mapping[str, Any], indent: str = "") -> str:
     """Minimal TOML writer for the case schema (tables, arrays, scalars)."""
+
     def val(v: Any) -> str:
         if isinstance(v, bool):
             return "true" if v else "false"
@@ -38,7 +39,7 @@ def load(name: str) -> dict[str, Any]:
 
 
 def merged(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
-    """base with changes applied per section; a value of None deletes the key."""
+    """Base with changes applied per section; a value of None deletes the key."""
     out = {k: dict(v) if isinstance(v, Mapping) else v for k, v in base.items()}
     for k, v in changes.items():
         if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
@@ -66,25 +67,38 @@ SMALL: dict[str, dict[str, Any]] = {
     "free_packet_1d": {"mesh": {"cells": [200]}, "discretisation": {"t_end": 0.5, "dt": 0.01}},
     "coherent_2d": {"mesh": {"cells": [24, 24]}, "discretisation": {"t_end": 0.2, "dt": 0.01}},
     "disk_2d": {"mesh": {"size": 0.6}, "discretisation": {"t_end": 0.2, "dt": 0.02}},
-    "double_slit_2d": {"mesh": {"size": 0.5}, "discretisation": {"t_end": 0.2, "dt": 0.02,
-                                                                 "degree": 1}},
+    "double_slit_2d": {
+        "mesh": {"size": 0.5},
+        "discretisation": {"t_end": 0.2, "dt": 0.02, "degree": 1},
+    },
     "fp_ou_1d": {"mesh": {"cells": [100]}, "discretisation": {"t_end": 0.2, "dt": 0.01}},
-    "fp_double_well_2d": {"mesh": {"cells": [16, 16]}, "discretisation": {"t_end": 0.2,
-                                                                          "dt": 0.05}},
-    "fp_vs_langevin_anisotropic_2d": {"mesh": {"cells": [32, 32]},
-                                      "discretisation": {"t_end": 0.2, "dt": 0.02,
-                                                         "degree": 2},
-                                      "langevin": {"particles": 20000}},
-    "madelung_free_packet_1d": {"mesh": {"cells": [200]}, "discretisation": {"t_end": 0.2,
-                                                                           "dt": 0.01}},
-    "madelung_coherent_2d": {"mesh": {"cells": [16, 16]}, "discretisation": {"t_end": 0.2,
-                                                                            "dt": 0.02}},
-    "neural_hj_anisotropic_2d": {"mesh": {"cells": [16, 16]},
-                                 "discretisation": {"t_end": 0.2, "dt": 0.02}},
+    "fp_double_well_2d": {
+        "mesh": {"cells": [16, 16]},
+        "discretisation": {"t_end": 0.2, "dt": 0.05},
+    },
+    "fp_vs_langevin_anisotropic_2d": {
+        "mesh": {"cells": [32, 32]},
+        "discretisation": {"t_end": 0.2, "dt": 0.02, "degree": 2},
+        "langevin": {"particles": 20000},
+    },
+    "madelung_free_packet_1d": {
+        "mesh": {"cells": [200]},
+        "discretisation": {"t_end": 0.2, "dt": 0.01},
+    },
+    "madelung_coherent_2d": {
+        "mesh": {"cells": [16, 16]},
+        "discretisation": {"t_end": 0.2, "dt": 0.02},
+    },
+    "neural_hj_anisotropic_2d": {
+        "mesh": {"cells": [16, 16]},
+        "discretisation": {"t_end": 0.2, "dt": 0.02},
+    },
     # P2 on a position-dependent metric costs ~0.15-0.5 s a step at these sizes: P1 keeps it
     # small (4 s)
-    "neural_hj_fisher_metric": {"mesh": {"cells": [32, 24]},
-                                "discretisation": {"t_end": 0.2, "degree": 1}},
+    "neural_hj_fisher_metric": {
+        "mesh": {"cells": [32, 24]},
+        "discretisation": {"t_end": 0.2, "degree": 1},
+    },
 }
 
 #: Relative energy drift allowed for the small cases whose energy is not a quadratic invariant.

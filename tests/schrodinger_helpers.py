@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import nhj  # noqa: F401  (orders dolfinx_solver first)
-
 from mpi4py import MPI
 
 import numpy as np
 import ufl
 from dolfinx import fem, mesh
 
+import nhj  # noqa: F401  (orders dolfinx_solver first)
 from nhj import backends
 from nhj.covariant import Metric
 from nhj.diagnostics import ExactError, Functionals
@@ -41,9 +40,16 @@ def square(n: int, a: float = -6.0, b: float = 6.0) -> mesh.Mesh:
     return mesh.create_rectangle(MPI.COMM_WORLD, [[a, a], [b, b]], [n, n])
 
 
-def evolve(msh: mesh.Mesh, state: GaussianState, degree: int, dt: float, t_end: float,
-           scheme: str = "crank_nicolson", metric: Metric | None = None,
-           record_every: int = 0) -> Outcome:
+def evolve(
+    msh: mesh.Mesh,
+    state: GaussianState,
+    degree: int,
+    dt: float,
+    t_end: float,
+    scheme: str = "crank_nicolson",
+    metric: Metric | None = None,
+    record_every: int = 0,
+) -> Outcome:
     """Step ψ from the exact initial state to t_end; error against the exact state."""
     dim = msh.geometry.dim
     metric = metric or Metric.flat(dim)

@@ -36,15 +36,23 @@ def find(project_root: Path, env: dict[str, str]) -> subprocess.CompletedProcess
     """Run only the interpreter search of the bootstrap script, from another directory."""
     return subprocess.run(
         [BASH, "-c", f"source '{project_root}/scripts/bootstrap.sh'"],
-        env={**env, "NHJ_BOOTSTRAP_FIND_ONLY": "1"}, capture_output=True, text=True,
-        timeout=120, cwd="/",
+        env={**env, "NHJ_BOOTSTRAP_FIND_ONLY": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/",
     )
 
 
 def version_of(python: str) -> tuple[int, int]:
     """(major, minor) reported by running the interpreter."""
-    r = subprocess.run([python, "-c", "import sys; print(*sys.version_info[:2])"],
-                       capture_output=True, text=True, timeout=60, check=True)
+    r = subprocess.run(
+        [python, "-c", "import sys; print(*sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     major, minor = r.stdout.split()
     return int(major), int(minor)
 
@@ -68,14 +76,16 @@ def bare(tmp_path: Path) -> dict[str, str]:
     script(bin_dir / "python3.12", FAKE_SHIM)
     (tmp_path / "home").mkdir()
     (tmp_path / "pyenv").mkdir()
-    return {"PATH": str(bin_dir), "HOME": str(tmp_path / "home"),
-            "PYENV_ROOT": str(tmp_path / "pyenv")}
+    return {
+        "PATH": str(bin_dir),
+        "HOME": str(tmp_path / "home"),
+        "PYENV_ROOT": str(tmp_path / "pyenv"),
+    }
 
 
 def test_finds_a_python_312_here(project_root: Path) -> None:
     """On this machine (its real PATH, pyenv, uv) the search picks a runnable Python >= 3.12."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("NHJ_PYTHON", "NHJ_NO_DOLFINX_WHEEL")}
+    env = {k: v for k, v in os.environ.items() if k not in ("NHJ_PYTHON", "NHJ_NO_DOLFINX_WHEEL")}
     r = find(project_root, env)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()

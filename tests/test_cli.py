@@ -17,8 +17,22 @@ from nhj.cli import main
 pytestmark = pytest.mark.skip_in_parallel
 
 SUMMARY_KEYS = {
-    "case", "equation", "status", "gamma", "beta", "hbar", "mass", "dofs", "ranks", "steps",
-    "t_final", "wall_s", "mass_drift", "energy_drift", "error_l2", "versions",
+    "case",
+    "equation",
+    "status",
+    "gamma",
+    "beta",
+    "hbar",
+    "mass",
+    "dofs",
+    "ranks",
+    "steps",
+    "t_final",
+    "wall_s",
+    "mass_drift",
+    "energy_drift",
+    "error_l2",
+    "versions",
 }
 
 
@@ -51,7 +65,7 @@ def test_hbar_override_is_marked(tmp_path: Path) -> None:
 
 
 def test_plot(tmp_path: Path) -> None:
-    """nhj plot writes the diagnostics and field figures of a 2D result."""
+    """Nhj plot writes the diagnostics and field figures of a 2D result."""
     case = small_case(tmp_path, "coherent_2d")
     out = tmp_path / "res"
     assert main(["-q", "run", str(case), "--out", str(out)]) == 0
@@ -83,24 +97,68 @@ BAD = {
     "beta <= 0": ({"parameters": {"beta": 0.0}}, "parameters.beta: must be > 0"),
     "dt <= 0": ({"discretisation": {"dt": 0.0}}, "discretisation.dt: must be > 0"),
     "t_end < dt": ({"discretisation": {"t_end": 0.01}}, "discretisation.t_end: must be >= dt"),
-    "degree 0": ({"discretisation": {"degree": 0}}, "discretisation.degree: must be an integer in 1..4"),
-    "degree 5": ({"discretisation": {"degree": 5}}, "discretisation.degree: must be an integer in 1..4"),
-    "unknown scheme": ({"discretisation": {"scheme": "rk4"}}, "discretisation.scheme: must be one of"),
+    "degree 0": (
+        {"discretisation": {"degree": 0}},
+        "discretisation.degree: must be an integer in 1..4",
+    ),
+    "degree 5": (
+        {"discretisation": {"degree": 5}},
+        "discretisation.degree: must be an integer in 1..4",
+    ),
+    "unknown scheme": (
+        {"discretisation": {"scheme": "rk4"}},
+        "discretisation.scheme: must be one of",
+    ),
     "unknown equation": ({"equation": "navier_stokes"}, "equation: must be one of"),
     "missing section": ({"initial": None}, "initial: is required"),
-    "metric not SPD": ({"metric": {"g": [[1.0, 2.0], [2.0, 1.0]]}}, "metric.g: must be symmetric positive definite"),
-    "metric not SPD somewhere": ({"metric": {"g": [["1 + x0", 0.0], [0.0, 1.0]]}}, "metric.g: must be symmetric positive definite"),
-    "metric not symmetric": ({"metric": {"g": [[1.0, 0.1], [0.2, 1.0]]}}, "metric.g: must be symmetric"),
+    "metric not SPD": (
+        {"metric": {"g": [[1.0, 2.0], [2.0, 1.0]]}},
+        "metric.g: must be symmetric positive definite",
+    ),
+    "metric not SPD somewhere": (
+        {"metric": {"g": [["1 + x0", 0.0], [0.0, 1.0]]}},
+        "metric.g: must be symmetric positive definite",
+    ),
+    "metric not symmetric": (
+        {"metric": {"g": [[1.0, 0.1], [0.2, 1.0]]}},
+        "metric.g: must be symmetric",
+    ),
     "metric wrong shape": ({"metric": {"g": [[1.0]]}}, "metric.g: must be a 2x2"),
-    "missing mesh file": ({"mesh": {"type": "gmsh", "file": "nowhere.geo", "size": 0.1, "lower": None,
-                                    "upper": None, "cells": None}}, "mesh.file: file not found"),
+    "missing mesh file": (
+        {
+            "mesh": {
+                "type": "gmsh",
+                "file": "nowhere.geo",
+                "size": 0.1,
+                "lower": None,
+                "upper": None,
+                "cells": None,
+            }
+        },
+        "mesh.file: file not found",
+    ),
     "mesh lower >= upper": ({"mesh": {"upper": [2.0, -3.0]}}, "mesh.upper: must exceed"),
-    "code in an expression": ({"potential": {"V": "__import__('os').system('touch pwned')"}}, "potential.V:"),
+    "code in an expression": (
+        {"potential": {"V": "__import__('os').system('touch pwned')"}},
+        "potential.V:",
+    ),
     "unknown variable": ({"potential": {"V": "x7**2"}}, "potential.V: unknown name 'x7'"),
-    "two potentials": ({"potential": {"V": "x0", "omega": [1.0, 1.0]}}, "potential.omega: give only one"),
-    "coherent without omega": ({"initial": {"kind": "coherent", "width": None}}, "initial.kind: 'coherent' needs"),
-    "negative density": ({"initial": {"kind": "expression", "p": "x0", "center": None, "width": None}}, "initial.p: must be finite and >= 0"),
-    "zero mass": ({"initial": {"kind": "expression", "p": "0", "center": None, "width": None}}, "initial.p: has zero mass"),
+    "two potentials": (
+        {"potential": {"V": "x0", "omega": [1.0, 1.0]}},
+        "potential.omega: give only one",
+    ),
+    "coherent without omega": (
+        {"initial": {"kind": "coherent", "width": None}},
+        "initial.kind: 'coherent' needs",
+    ),
+    "negative density": (
+        {"initial": {"kind": "expression", "p": "x0", "center": None, "width": None}},
+        "initial.p: must be finite and >= 0",
+    ),
+    "zero mass": (
+        {"initial": {"kind": "expression", "p": "0", "center": None, "width": None}},
+        "initial.p: has zero mass",
+    ),
 }
 
 
@@ -113,24 +171,42 @@ NHJ, MADELUNG = {"equation": "neural_hj"}, {"equation": "madelung"}
 BAD |= {  # madelung / neural_hj, (3.7)-(3.9) and (5.1)-(5.4)
     "neural_hj alpha above 1": ({**NHJ, "noise": {"alpha": 1.5}}, "noise.alpha: must lie in [0,"),
     "neural_hj alpha below 0": ({**NHJ, "noise": {"alpha": -0.5}}, "noise.alpha: must lie in [0,"),
-    "neural_hj kappa not SPD": ({**NHJ, "noise": {"alpha": 0.0, "kappa": [[1.0, 2.0], [2.0, 1.0]]}},
-                                "noise.kappa: must be symmetric positive definite"),
-    "neural_hj alpha 0 without kappa": ({**NHJ, "noise": {"alpha": 0.0}},
-                                        "noise.kappa: is required"),
-    "neural_hj negative density": ({**NHJ, "initial": expression_density("x0")},
-                                   "initial.p: must be finite and >= 0"),
-    "neural_hj zero mass": ({**NHJ, "initial": expression_density("0")},
-                            "initial.p: has zero mass"),
-    "madelung negative density": ({**MADELUNG, "initial": expression_density("x0 - 1")},
-                                  "initial.p: must be finite and >= 0"),
-    "madelung zero mass": ({**MADELUNG, "initial": expression_density("0*x0")},
-                           "initial.p: has zero mass"),
-    "madelung alpha not 1": ({**MADELUNG, "noise": {"alpha": 0.5}},
-                             "noise.alpha: madelung is alpha = 1"),
-    "madelung with kappa": ({**MADELUNG, "noise": {"kappa": [[1.0, 0.0], [0.0, 1.0]]}},
-                            "noise.kappa: madelung is alpha = 1"),
-    "madelung two-step scheme": ({**MADELUNG, "discretisation": {"scheme": "bdf2"}},
-                                 "discretisation.scheme: madelung needs a one-step scheme"),
+    "neural_hj kappa not SPD": (
+        {**NHJ, "noise": {"alpha": 0.0, "kappa": [[1.0, 2.0], [2.0, 1.0]]}},
+        "noise.kappa: must be symmetric positive definite",
+    ),
+    "neural_hj alpha 0 without kappa": (
+        {**NHJ, "noise": {"alpha": 0.0}},
+        "noise.kappa: is required",
+    ),
+    "neural_hj negative density": (
+        {**NHJ, "initial": expression_density("x0")},
+        "initial.p: must be finite and >= 0",
+    ),
+    "neural_hj zero mass": (
+        {**NHJ, "initial": expression_density("0")},
+        "initial.p: has zero mass",
+    ),
+    "madelung negative density": (
+        {**MADELUNG, "initial": expression_density("x0 - 1")},
+        "initial.p: must be finite and >= 0",
+    ),
+    "madelung zero mass": (
+        {**MADELUNG, "initial": expression_density("0*x0")},
+        "initial.p: has zero mass",
+    ),
+    "madelung alpha not 1": (
+        {**MADELUNG, "noise": {"alpha": 0.5}},
+        "noise.alpha: madelung is alpha = 1",
+    ),
+    "madelung with kappa": (
+        {**MADELUNG, "noise": {"kappa": [[1.0, 0.0], [0.0, 1.0]]}},
+        "noise.kappa: madelung is alpha = 1",
+    ),
+    "madelung two-step scheme": (
+        {**MADELUNG, "discretisation": {"scheme": "bdf2"}},
+        "discretisation.scheme: madelung needs a one-step scheme",
+    ),
     "vacuum.nu < 0": ({**MADELUNG, "vacuum": {"nu": -1.0}}, "vacuum.nu: must be >= 0"),
     "vacuum for schrodinger": ({"vacuum": {"nu": 0.1}}, "vacuum: applies to equation ="),
 }
@@ -201,9 +277,24 @@ def test_mpi_run_matches_serial(name: str, tmp_path: Path, venv_bin: Path) -> No
     assert main(["-q", "run", str(case), "--out", str(tmp_path / "serial")]) == 0
     mpirun = venv_bin / "mpirun"
     r = subprocess.run(
-        [str(mpirun), "-n", "2", sys.executable, "-m", "mpi4py", "-m", "nhj.cli", "-q", "run",
-         str(case), "--out", str(tmp_path / "mpi")],
-        capture_output=True, text=True, timeout=600,
+        [
+            str(mpirun),
+            "-n",
+            "2",
+            sys.executable,
+            "-m",
+            "mpi4py",
+            "-m",
+            "nhj.cli",
+            "-q",
+            "run",
+            str(case),
+            "--out",
+            str(tmp_path / "mpi"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert r.returncode == 0, r.stderr
     s1 = json.loads((tmp_path / "serial" / "summary.json").read_text())

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import nhj  # noqa: F401
-
 from mpi4py import MPI
 
 import numpy as np
@@ -11,6 +9,7 @@ import pytest
 import ufl
 from dolfinx import fem, mesh
 
+import nhj  # noqa: F401
 from nhj.covariant import Metric
 from nhj.diagnostics import global_scalar
 from nhj.equations.potentials import effective_potential
@@ -19,8 +18,9 @@ from nhj.equations.schrodinger import Schrodinger
 
 def integral(expr, msh) -> float:
     """∫ expr dx (collective)."""
-    return global_scalar(fem.form(expr * ufl.dx(domain=msh, metadata={"quadrature_degree": 10})),
-                         msh.comm)
+    return global_scalar(
+        fem.form(expr * ufl.dx(domain=msh, metadata={"quadrature_degree": 10})), msh.comm
+    )
 
 
 @pytest.mark.mpi
@@ -62,8 +62,10 @@ def test_flat_metric_adds_nothing() -> None:
     msh = mesh.create_unit_square(MPI.COMM_WORLD, 2, 2)
     V = fem.functionspace(msh, ("Lagrange", 1))
     u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
-    assert g.weak_laplacian(u, v) == ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx or \
-        g.weak_laplacian(u, v) == ufl.dot(ufl.grad(u), ufl.grad(v)) * ufl.dx
+    assert (
+        g.weak_laplacian(u, v) == ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx
+        or g.weak_laplacian(u, v) == ufl.dot(ufl.grad(u), ufl.grad(v)) * ufl.dx
+    )
     assert g.sqrt_det() == 1.0
 
 

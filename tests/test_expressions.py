@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import nhj  # noqa: F401  (orders MPI before dolfinx for the PyPI wheel)
-
 import math
 import re
 from pathlib import Path
+
+from mpi4py import MPI
 
 import numpy as np
 import pytest
 import ufl
 from dolfinx import fem, mesh
-from mpi4py import MPI
 
+import nhj  # noqa: F401  (orders MPI before dolfinx for the PyPI wheel)
 from nhj import backends, expressions
 from nhj.expressions import (
     FUNCTIONS,
@@ -71,14 +71,17 @@ def values(text: str, env: dict | None = None) -> np.ndarray:
         ("  x0\n\t+ x1  ", X0 + X1),
         # constants and parameters
         ("pi*e", math.pi * math.e),
-        ("0.5*m*(hbar/gamma)**2*(x0**2 + 4*x1**2) + beta*t",
-         0.5 * 4 * (X0**2 + 4 * X1**2) + 0.375),
-        ("exp(-(x0-1)**2/0.25) * cos(2*pi*x1)",
-         np.exp(-((X0 - 1) ** 2) / 0.25) * np.cos(2 * np.pi * X1)),
+        ("0.5*m*(hbar/gamma)**2*(x0**2 + 4*x1**2) + beta*t", 0.5 * 4 * (X0**2 + 4 * X1**2) + 0.375),
+        (
+            "exp(-(x0-1)**2/0.25) * cos(2*pi*x1)",
+            np.exp(-((X0 - 1) ** 2) / 0.25) * np.cos(2 * np.pi * X1),
+        ),
         # every function
         ("sin(x0) + cos(x1) + tan(x0/2)", np.sin(X0) + np.cos(X1) + np.tan(X0 / 2)),
-        ("asin(x0/3) + acos(x1/2) + atan(x0)",
-         np.arcsin(X0 / 3) + np.arccos(X1 / 2) + np.arctan(X0)),
+        (
+            "asin(x0/3) + acos(x1/2) + atan(x0)",
+            np.arcsin(X0 / 3) + np.arccos(X1 / 2) + np.arctan(X0),
+        ),
         ("atan2(x1, x0)", np.arctan2(X1, X0)),
         ("sinh(x0) - cosh(x1) * tanh(x0)", np.sinh(X0) - np.cosh(X1) * np.tanh(X0)),
         ("exp(x0) + log(x1**2 + 1) + log(e)", np.exp(X0) + np.log(X1**2 + 1) + 1),
@@ -93,8 +96,9 @@ def values(text: str, env: dict | None = None) -> np.ndarray:
 def test_numpy_values(text: str, expected: np.ndarray) -> None:
     """Precedence, associativity, numbers and functions evaluate as in mathematics."""
     got = values(text)
-    np.testing.assert_allclose(np.broadcast_to(got, np.shape(expected)), expected,
-                               rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(
+        np.broadcast_to(got, np.shape(expected)), expected, rtol=1e-13, atol=1e-15
+    )
 
 
 def test_number_only_expression_is_a_number() -> None:
@@ -109,8 +113,11 @@ def test_names_and_tree() -> None:
     assert e.names == {"x0", "x1", "gamma"}
     assert e == Binary(
         "-",
-        Binary("+", Unary("-", Binary("**", Var("x0"), Num(2.0))),
-               Binary("/", Call("sin", (Var("x1"),)), Var("gamma"))),
+        Binary(
+            "+",
+            Unary("-", Binary("**", Var("x0"), Num(2.0))),
+            Binary("/", Call("sin", (Var("x1"),)), Var("gamma")),
+        ),
         Var("pi"),
     )
     assert parse("2*e", field="f", names=NAMES).names == frozenset()
@@ -121,8 +128,15 @@ def test_names_and_tree() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["-x0**2 + sin(x1)/gamma - pi", "2**-1**x0", "--x0", "atan2(-x1, x0) * 1e-300",
-     "min(max(x0, x1), 0.1) / (1 + t)", "(((x0)))", "1/3*x0"],
+    [
+        "-x0**2 + sin(x1)/gamma - pi",
+        "2**-1**x0",
+        "--x0",
+        "atan2(-x1, x0) * 1e-300",
+        "min(max(x0, x1), 0.1) / (1 + t)",
+        "(((x0)))",
+        "1/3*x0",
+    ],
 )
 def test_str_roundtrip(text: str) -> None:
     """The canonical print parses back to the same tree and the same values."""
@@ -218,27 +232,125 @@ def test_backends_have_every_function() -> None:
 
 BAD = [
     # code
-    "__import__('os')", "__import__", "x0.real", "x0.__class__", "x0[0]", "open('f')",
-    "lambda: 1", "lambda x0: x0", "import os", "os.system('ls')", "exec('1')", "eval('1')",
-    "__builtins__", "x0 if x0 else 1", "[x0]", "{x0}", "{'a': 1}", "'s'", '"s"', "f'{x0}'",
-    "b'x'", "x0 @ x1", "x0 % 2", "x0 // 2", "~x0", "x0 < 1", "x0 == 1", "not x0", "x0 and x1",
-    "a=1", "x0 := 1", "x0;1", "x0 # comment", "\\x0", "x0\\\n+1", "x0\x00", "$x0", "`x0`",
-    "x0 ! 1", "x0 & x1", "x0 | x1", "x0 ? 1 : 2", "True", "None", "pow(x0, 2)", "math.pi",
+    "__import__('os')",
+    "__import__",
+    "x0.real",
+    "x0.__class__",
+    "x0[0]",
+    "open('f')",
+    "lambda: 1",
+    "lambda x0: x0",
+    "import os",
+    "os.system('ls')",
+    "exec('1')",
+    "eval('1')",
+    "__builtins__",
+    "x0 if x0 else 1",
+    "[x0]",
+    "{x0}",
+    "{'a': 1}",
+    "'s'",
+    '"s"',
+    "f'{x0}'",
+    "b'x'",
+    "x0 @ x1",
+    "x0 % 2",
+    "x0 // 2",
+    "~x0",
+    "x0 < 1",
+    "x0 == 1",
+    "not x0",
+    "x0 and x1",
+    "a=1",
+    "x0 := 1",
+    "x0;1",
+    "x0 # comment",
+    "\\x0",
+    "x0\\\n+1",
+    "x0\x00",
+    "$x0",
+    "`x0`",
+    "x0 ! 1",
+    "x0 & x1",
+    "x0 | x1",
+    "x0 ? 1 : 2",
+    "True",
+    "None",
+    "pow(x0, 2)",
+    "math.pi",
     "np.sin(x0)",
     # grammar
-    "x0 ^ 2", "y", "X0", "x3", "", "   ", "\n", "1 +", "(1", "1)", "()", "(x0))", "1 2", "x0 x1",
-    "2x0", "1e", "1e+", "1..2", "1.2.3", ".", "e1", "x0 ** ", "** 2", "*x0", "/x0",
-    "x0,x1", "1, 2", "sin", "sin x0", "sin()", "sin(x0, x1)", "sin(x0,)", "atan2(x0)",
-    "min(x0, x1, 1)", "foo(x0)", "Sin(x0)", "pi(2)", "x0(2)", "e(1)", "x0 $ 1",
+    "x0 ^ 2",
+    "y",
+    "X0",
+    "x3",
+    "",
+    "   ",
+    "\n",
+    "1 +",
+    "(1",
+    "1)",
+    "()",
+    "(x0))",
+    "1 2",
+    "x0 x1",
+    "2x0",
+    "1e",
+    "1e+",
+    "1..2",
+    "1.2.3",
+    ".",
+    "e1",
+    "x0 ** ",
+    "** 2",
+    "*x0",
+    "/x0",
+    "x0,x1",
+    "1, 2",
+    "sin",
+    "sin x0",
+    "sin()",
+    "sin(x0, x1)",
+    "sin(x0,)",
+    "atan2(x0)",
+    "min(x0, x1, 1)",
+    "foo(x0)",
+    "Sin(x0)",
+    "pi(2)",
+    "x0(2)",
+    "e(1)",
+    "x0 $ 1",
     # unicode look-alikes
-    "٣*x0", "x0²", "ｘ0", "x0 − 1", "x0·x1", "π", "x0 ×2",
+    "٣*x0",
+    "x0²",
+    "ｘ0",
+    "x0 − 1",
+    "x0·x1",
+    "π",
+    "x0 ×2",
     # constants that are not finite real numbers
-    "1/0", "x0 + 1/(1-1)", "0**-1", "(-8)**(1/3)", "10**400", "1e999", "exp(1000)",
-    "sqrt(-1)", "log(0)", "asin(2)", "2**2**2**2**2",
+    "1/0",
+    "x0 + 1/(1-1)",
+    "0**-1",
+    "(-8)**(1/3)",
+    "10**400",
+    "1e999",
+    "exp(1000)",
+    "sqrt(-1)",
+    "log(0)",
+    "asin(2)",
+    "2**2**2**2**2",
     # size
-    "(" * 101 + "x0" + ")" * 101, "sin(" * 101 + "x0" + ")" * 101, "-" * 101 + "x0",
-    "x0**" * 101 + "1", "2**" * 1300 + "1", "-" * 3999 + "1", "+".join(["x0"] * 1000),
-    "x0+" * 2000 + "1", "1" * (MAX_LENGTH + 1), " " * (MAX_LENGTH + 1),
+    "(" * 101 + "x0" + ")" * 101,
+    "sin(" * 101 + "x0" + ")" * 101,
+    "-" * 101 + "x0",
+    "x0**" * 101 + "1",
+    "2**" * 1300 + "1",
+    "-" * 3999 + "1",
+    "+".join(["x0"] * 1000),
+    "x0+" * 2000 + "1",
+    "1" * (MAX_LENGTH + 1),
+    " " * (MAX_LENGTH + 1),
 ]
 
 

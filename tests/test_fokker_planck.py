@@ -54,8 +54,13 @@ def error_at(d: dict, comm) -> float:
 def test_ou_h_convergence(degree: int, expected: float, comm) -> None:
     """Against the exact Gaussian transient: P1 → 2, P2 → 3 in h (dt small)."""
     ns = (40, 80, 160) if degree == 1 else (20, 40, 80)
-    errs = [error_at(merged(OU, {"mesh": {"cells": [n]}, "discretisation": {
-        "degree": degree, "dt": 0.001}}), comm) for n in ns]
+    errs = [
+        error_at(
+            merged(OU, {"mesh": {"cells": [n]}, "discretisation": {"degree": degree, "dt": 0.001}}),
+            comm,
+        )
+        for n in ns
+    ]
     rates = np.log2(np.array(errs[:-1]) / errs[1:])
     assert abs(rates[-1] - expected) < 0.2, (errs, rates)
 
@@ -63,8 +68,19 @@ def test_ou_h_convergence(degree: int, expected: float, comm) -> None:
 @pytest.mark.parametrize("scheme", ["bdf2", "crank_nicolson"])
 def test_ou_dt_convergence(scheme: str, comm) -> None:
     """Second order in dt for BDF2 and Crank–Nicolson (P3, fine mesh)."""
-    errs = [error_at(merged(OU, {"mesh": {"cells": [200]}, "discretisation": {
-        "degree": 3, "dt": dt, "scheme": scheme}}), comm) for dt in (0.04, 0.02, 0.01)]
+    errs = [
+        error_at(
+            merged(
+                OU,
+                {
+                    "mesh": {"cells": [200]},
+                    "discretisation": {"degree": 3, "dt": dt, "scheme": scheme},
+                },
+            ),
+            comm,
+        )
+        for dt in (0.04, 0.02, 0.01)
+    ]
     rates = np.log2(np.array(errs[:-1]) / errs[1:])
     assert abs(rates[-1] - 2.0) < 0.2, (errs, rates)
 
@@ -98,8 +114,12 @@ def test_double_well_2d_relaxes_to_gibbs(tmp_dir, comm) -> None:
     d = {
         "equation": "fokker_planck",
         "parameters": {"gamma": 1.0, "beta": 1.0},
-        "mesh": {"type": "rectangle", "lower": [-2.0, -2.0], "upper": [2.0, 2.0],
-                 "cells": [32, 32]},
+        "mesh": {
+            "type": "rectangle",
+            "lower": [-2.0, -2.0],
+            "upper": [2.0, 2.0],
+            "cells": [32, 32],
+        },
         "discretisation": {"degree": 2, "scheme": "bdf2", "dt": 0.1, "t_end": 40.0},
         "potential": {"loss": "(x0**2 - 1)**2 + 0.5*x1**2"},
         "initial": {"kind": "gaussian", "center": [0.6, 0.3], "width": [0.3, 0.3]},
@@ -115,11 +135,17 @@ def test_double_well_2d_relaxes_to_gibbs(tmp_dir, comm) -> None:
 @pytest.mark.parametrize("cells, resolved", [(400, True), (20, False)])
 def test_sharp_gibbs_peak(cells: int, resolved: bool, tmp_dir, comm) -> None:
     """Drift-dominated (β/γ = 25): resolving the Gibbs width (0.115) gives L1 < 1e-3 and no
-    undershoot; an under-resolved mesh is caught by the reported min p, never clipped."""
-    d = merged(OU, {"parameters": {"beta": 25.0},
-                    "mesh": {"cells": [cells]},
-                    "discretisation": {"degree": 2, "dt": 0.02, "t_end": 8.0},
-                    "initial": {"width": [0.05], "center": [1.5]}})
+    undershoot; an under-resolved mesh is caught by the reported min p, never clipped.
+    """
+    d = merged(
+        OU,
+        {
+            "parameters": {"beta": 25.0},
+            "mesh": {"cells": [cells]},
+            "discretisation": {"degree": 2, "dt": 0.02, "t_end": 8.0},
+            "initial": {"width": [0.05], "center": [1.5]},
+        },
+    )
     s, _ = run(d, tmp_dir, comm)
     if resolved:
         assert s["gibbs_l1"] < 1e-3 and s["min_p"] > -1e-8 and s["error_l2"] < 1e-2
@@ -138,9 +164,14 @@ ANISO = {
     "langevin": {"particles": 100000, "seed": 3, "dt": 0.002},
     "output": {"every": 10, "fields": False},
 }
-HALF = merged(ANISO, {"noise": {"alpha": 0.5, "kappa": None},
-                      "metric": {"g": [[1.5, 0.4], [0.4, 0.8]]},
-                      "parameters": {"gamma": 0.7}})
+HALF = merged(
+    ANISO,
+    {
+        "noise": {"alpha": 0.5, "kappa": None},
+        "metric": {"g": [[1.5, 0.4], [0.4, 0.8]]},
+        "parameters": {"gamma": 0.7},
+    },
+)
 
 
 @pytest.mark.parametrize("d", [ANISO, HALF], ids=["alpha0_kappa", "alpha_half_metric"])
@@ -189,16 +220,35 @@ def test_mpi_agrees_with_serial(tmp_path, venv_bin) -> None:
     outs = {}
     for n in (1, 2):
         out = tmp_path / f"r{n}"
-        r = subprocess.run([str(venv_bin / "mpirun"), "-n", str(n), sys.executable, "-m",
-                            "mpi4py", "-m", "nhj.cli", "-q", "run", str(case), "--out", str(out)],
-                           capture_output=True, text=True, timeout=600)
+        r = subprocess.run(
+            [
+                str(venv_bin / "mpirun"),
+                "-n",
+                str(n),
+                sys.executable,
+                "-m",
+                "mpi4py",
+                "-m",
+                "nhj.cli",
+                "-q",
+                "run",
+                str(case),
+                "--out",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert r.returncode == 0, r.stderr
         outs[n] = list(csv.DictReader((out / "diagnostics.csv").open()))
     for a, b in zip(outs[1], outs[2], strict=True):
         for k in ("mass", "mean_loss"):
             assert abs(float(a[k]) - float(b[k])) <= 1e-8 * abs(float(a[k]))
-        assert a["langevin_mean_0"] == b["langevin_mean_0"] or \
-            abs(float(a["langevin_mean_0"]) - float(b["langevin_mean_0"])) < 1e-12
+        assert (
+            a["langevin_mean_0"] == b["langevin_mean_0"]
+            or abs(float(a["langevin_mean_0"]) - float(b["langevin_mean_0"])) < 1e-12
+        )
         assert abs(float(a["langevin_l1"]) - float(b["langevin_l1"])) < 1e-9
 
 
@@ -206,13 +256,19 @@ FP_BAD = {
     "alpha above 1": ({"noise": {"alpha": 1.5}}, "noise.alpha: must lie in [0, 1]"),
     "alpha below 0": ({"noise": {"alpha": -0.5}}, "noise.alpha: must lie in [0, 1]"),
     "alpha 0 without kappa": ({"noise": {"alpha": 0.0}}, "noise.kappa: is required"),
-    "kappa not SPD": ({"noise": {"kappa": [[1.0, 0.0], [0.0, -1.0]], "alpha": 0.0}},
-                      "noise.kappa: must be symmetric positive definite"),
+    "kappa not SPD": (
+        {"noise": {"kappa": [[1.0, 0.0], [0.0, -1.0]], "alpha": 0.0}},
+        "noise.kappa: must be symmetric positive definite",
+    ),
     "negative gamma": ({"parameters": {"gamma": -1.0}}, "parameters.gamma: must be > 0"),
-    "negative density": ({"initial": {"kind": "expression", "p": "x0", "center": None,
-                                      "width": None}}, "initial.p: must be finite and >= 0"),
-    "non-normalisable density": ({"initial": {"kind": "expression", "p": "0*x0", "center": None,
-                                              "width": None}}, "initial.p: has zero mass"),
+    "negative density": (
+        {"initial": {"kind": "expression", "p": "x0", "center": None, "width": None}},
+        "initial.p: must be finite and >= 0",
+    ),
+    "non-normalisable density": (
+        {"initial": {"kind": "expression", "p": "0*x0", "center": None, "width": None}},
+        "initial.p: has zero mass",
+    ),
     "no loss": ({"potential": {"loss": None, "V": "x0"}}, "potential.V: fokker_planck needs"),
     "momentum": ({"initial": {"momentum": [1.0, 0.0]}}, "initial.kind: fokker_planck takes"),
 }
@@ -234,14 +290,20 @@ def test_fp_bad_input(label: str, tmp_path, capsys) -> None:
 
 def test_fp_matches_langevin_with_varying_metric(tmp_dir, comm) -> None:
     """Position-dependent g (α = 1, so D ∝ g⁻¹ varies): the Itô drift correction makes the
-    particles follow (2.7); χ² p > 1e-3 and L1 below its bound at every output."""
-    d = merged(ANISO, {"noise": {"alpha": 1.0, "kappa": None},
-                       "metric": {"g": [["1 + 0.5*x0**2", 0.0], [0.0, "1 + 0.3*x1**2"]]},
-                       "parameters": {"gamma": 1.0, "beta": 1.0},
-                       "potential": {"loss": "0.5*x0**2 + 0.5*(x1 - 0.3)**2"},
-                       "initial": {"center": [1.2, -0.5]},
-                       "langevin": {"particles": 40000, "dt": 0.005},
-                       "discretisation": {"t_end": 0.4}})
+    particles follow (2.7); χ² p > 1e-3 and L1 below its bound at every output.
+    """
+    d = merged(
+        ANISO,
+        {
+            "noise": {"alpha": 1.0, "kappa": None},
+            "metric": {"g": [["1 + 0.5*x0**2", 0.0], [0.0, "1 + 0.3*x1**2"]]},
+            "parameters": {"gamma": 1.0, "beta": 1.0},
+            "potential": {"loss": "0.5*x0**2 + 0.5*(x1 - 0.3)**2"},
+            "initial": {"center": [1.2, -0.5]},
+            "langevin": {"particles": 40000, "dt": 0.005},
+            "discretisation": {"t_end": 0.4},
+        },
+    )
     s, rows = run(d, tmp_dir, comm)
     for r in rows[1:]:
         assert float(r["langevin_chi2_p"]) > 1e-3, r
@@ -249,15 +311,23 @@ def test_fp_matches_langevin_with_varying_metric(tmp_dir, comm) -> None:
 
 
 def test_langevin_alone_matches_ou_moments(tmp_dir, comm) -> None:
-    """equation = "langevin": particle means/variances equal the exact OU moments within
-    4 standard errors (mean) and 3 % (variance); mass is kept by reflecting walls."""
+    """Equation = "langevin": particle means/variances equal the exact OU moments within
+    4 standard errors (mean) and 3 % (variance); mass is kept by reflecting walls.
+    """
     from nhj.exact import OrnsteinUhlenbeck
 
     kappa = [[2.0, 0.8], [0.8, 0.6]]
-    d = merged(ANISO, {"equation": "langevin", "potential": {"loss": None, "curvature": [1.0, 2.0]},
-                       "langevin": {"particles": 50000}, "mesh": {"cells": [16, 16]},
-                       "discretisation": {"degree": 1, "t_end": 0.5, "dt": 0.05},
-                       "output": {"every": 5}})
+    d = merged(
+        ANISO,
+        {
+            "equation": "langevin",
+            "potential": {"loss": None, "curvature": [1.0, 2.0]},
+            "langevin": {"particles": 50000},
+            "mesh": {"cells": [16, 16]},
+            "discretisation": {"degree": 1, "t_end": 0.5, "dt": 0.05},
+            "output": {"every": 5},
+        },
+    )
     s, rows = run(d, tmp_dir, comm)
     assert s["status"] == "completed" and s["equation"] == "langevin"
     assert s["mass"] == 1.0 and s["particles"] == 50000

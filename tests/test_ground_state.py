@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nhj  # noqa: F401
-
 from mpi4py import MPI
 
 import numpy as np
@@ -22,6 +20,7 @@ import ufl
 from dolfinx import fem, mesh
 from schrodinger_helpers import rates
 
+import nhj  # noqa: F401
 from nhj.case import Case
 from nhj.covariant import Metric
 from nhj.diagnostics import GibbsDistance, global_scalar
@@ -59,8 +58,9 @@ def solve_1d(n: int, degree: int, tilt: float = 0.0, target: float | None = None
     msh = mesh.create_interval(MPI.COMM_WORLD, n, [-3.0, 3.0])
     loss = double_well(ufl.SpatialCoordinate(msh)[0], tilt)
     metric = Metric.flat(1)
-    eq = Schrodinger(metric, effective_potential(metric, loss, GAMMA, BETA), GAMMA / BETA,
-                     1.0 / GAMMA)
+    eq = Schrodinger(
+        metric, effective_potential(metric, loss, GAMMA, BETA), GAMMA / BETA, 1.0 / GAMMA
+    )
     space = fem.functionspace(msh, ("Lagrange", degree))
     dofs = fem.locate_dofs_topological(space, 0, boundary_facets(msh))
     bcs = [fem.dirichletbc(0.0, dofs, space)]
@@ -108,7 +108,7 @@ def test_gibbs_l1_is_the_gibbs_distance_column() -> None:
     """gibbs_l1 of a Function equals GibbsDistance's gibbs_l1 (one definition, two entry points)."""
     s = solve_1d(50, 1)
     p = fem.Function(s.gs.psi.function_space)
-    p.x.array[:] = s.gs.psi.x.array ** 2
+    p.x.array[:] = s.gs.psi.x.array**2
     logw = gibbs_log_weight(s.loss, GAMMA, BETA)
     column = GibbsDistance(p, logw, s.loss, GAMMA / (2 * BETA), s.metric, 1)(0.0)["gibbs_l1"]
     ours = gibbs_l1(p, s.loss, GAMMA, BETA, s.metric, 1, MPI.COMM_WORLD)
@@ -130,8 +130,7 @@ def case_2d(n: int, g: Any = None) -> Case:
     d: dict[str, Any] = {
         "equation": "schrodinger",
         "parameters": {"gamma": GAMMA, "beta": BETA},
-        "mesh": {"type": "rectangle", "lower": [-3.0, -3.0], "upper": [3.0, 3.0],
-                 "cells": [n, n]},
+        "mesh": {"type": "rectangle", "lower": [-3.0, -3.0], "upper": [3.0, 3.0], "cells": [n, n]},
         "discretisation": {"degree": 1, "dt": 0.01, "t_end": 0.01},
         "potential": {"loss": f"(x0**2 - 1)**2/4 + x1**2/2 + {TILT}*x0"},
         "initial": {"kind": "gaussian", "center": [0.0, 0.0], "width": [1.0, 1.0]},
@@ -142,9 +141,11 @@ def case_2d(n: int, g: Any = None) -> Case:
 
 
 @pytest.mark.mpi
-@pytest.mark.parametrize("g", [None, [[1.5, 0.3], [0.3, 1.0]],
-                               [["1 + 0.2*x0**2", "0.1*x1"], ["0.1*x1", "1"]]],
-                         ids=["flat", "constant", "varying"])
+@pytest.mark.parametrize(
+    "g",
+    [None, [[1.5, 0.3], [0.3, 1.0]], [["1 + 0.2*x0**2", "0.1*x1"], ["0.1*x1", "1"]]],
+    ids=["flat", "constant", "varying"],
+)
 def test_case_2d(g: Any) -> None:
     """ground_state_check on a case: E₀ and the Gibbs L1 converge at 2 in h for P1, any metric."""
     results = [ground_state_check(case_2d(n, g), MPI.COMM_WORLD) for n in (16, 32, 64)]

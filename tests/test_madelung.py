@@ -13,8 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import nhj  # noqa: F401  (orders dolfinx_solver first)
-
 from mpi4py import MPI
 
 import numpy as np
@@ -23,6 +21,7 @@ import ufl
 from case_helpers import merged, write_case
 from dolfinx import fem
 
+import nhj  # noqa: F401  (orders dolfinx_solver first)
 from nhj.case import Case
 from nhj.cli import main
 from nhj.diagnostics import Functionals, global_scalar, quadrature
@@ -62,8 +61,12 @@ def advance(problems: list[Problem]) -> list[Any]:
     steppers = []
     for p in problems:
         disc = p.case.discretisation
-        steppers.append(p.stepper or TimeStepper(p.semidiscrete, disc.scheme, p.u0, disc.dt_used,
-                                                 p.bcs, p.case.solver.petsc_options))
+        steppers.append(
+            p.stepper
+            or TimeStepper(
+                p.semidiscrete, disc.scheme, p.u0, disc.dt_used, p.bcs, p.case.solver.petsc_options
+            )
+        )
     try:
         for _ in range(problems[0].case.discretisation.steps):
             for s in steppers:
@@ -128,7 +131,7 @@ def psi_difference(a: Problem, b: Problem) -> float:
 
 
 def nodal_difference(a: Problem, b: Problem) -> float:
-    """max |δψ|/max |ψ| between two (R, S) states at the nodes, |δψ| ≈ |δR| + R|δS|/ħ."""
+    """Max |δψ|/max |ψ| between two (R, S) states at the nodes, |δψ| ≈ |δR| + R|δS|/ħ."""
     n = a.space.dofmap.index_map.size_local * 2
     err, scale = wavefunction_error(a.u0.x.array[:n], b.u0.x.array[:n], b.case.parameters.hbar)
     return COMM.allreduce(err, op=MPI.MAX) / COMM.allreduce(scale, op=MPI.MAX)
@@ -159,8 +162,12 @@ def free_packet(gamma: float, beta: float) -> dict[str, Any]:
         "parameters": {"gamma": gamma, "beta": beta},
         "mesh": {"type": "interval", "lower": [-10.0], "upper": [10.0], "cells": [50]},
         "discretisation": {"degree": 2, "dt": 0.04, "t_end": 1.0},
-        "initial": {"kind": "gaussian", "center": [-2.0], "width": [1.0],
-                    "momentum": [2.0 * gamma / beta]},
+        "initial": {
+            "kind": "gaussian",
+            "center": [-2.0],
+            "width": [1.0],
+            "momentum": [2.0 * gamma / beta],
+        },
     }
 
 
@@ -225,16 +232,21 @@ def packet_2d(n: int, beta: float, t_end: float, **changes: Any) -> dict[str, An
         "mesh": {"type": "rectangle", "lower": [-5.0, -5.0], "upper": [5.0, 5.0], "cells": [n, n]},
         "discretisation": {"degree": 2, "dt": 0.025, "t_end": t_end},
         "potential": {"omega": [1.0, 1.5]},
-        "initial": {"kind": "gaussian", "center": [1.0, -0.5], "width": [0.7, 0.6],
-                    "momentum": [0.0, 0.5]},
+        "initial": {
+            "kind": "gaussian",
+            "center": [1.0, -0.5],
+            "width": [0.7, 0.6],
+            "momentum": [0.0, 0.5],
+        },
     }
     return merged(d, changes)
 
 
 def test_regimes_coincide_for_flat_metric_and_kappa_delta_over_beta() -> None:
-    """g = δ, κ = δ/β: F = (γ³/4β²) δ for α = 1 (madelung), α = ½ (power law) and α = 0
+    """G = δ, κ = δ/β: F = (γ³/4β²) δ for α = 1 (madelung), α = ½ (power law) and α = 0
     (κ given, F = (γ³/4) g⁻¹κg⁻¹κg⁻¹ built from it), so the three runs agree to the Newton
-    tolerance (16×16 P2, 20 steps; measured: bit for bit)."""
+    tolerance (16×16 P2, 20 steps; measured: bit for bit).
+    """
     beta = 2.0
     base = packet_2d(16, beta, 0.5)
     quantum, efficient, sgd = on_one_mesh(
@@ -267,8 +279,9 @@ def test_anisotropic_metric_separates_regimes_and_alpha1_is_schrodinger() -> Non
     mis_p, mis_grad = mismatch(quantum, schrodinger)
     exact_p = exact_errors(quantum, sq.t)["error_p"]
     apart = density_difference(efficient, quantum)
-    info = (f"mismatch p {mis_p:.3e}, grad S {mis_grad:.3e}; exact {exact_p:.3e}; "
-            f"alpha 1/2 {apart:.3e}")
+    info = (
+        f"mismatch p {mis_p:.3e}, grad S {mis_grad:.3e}; exact {exact_p:.3e}; alpha 1/2 {apart:.3e}"
+    )
     assert mis_p < 5e-3 and mis_grad < 0.2 and exact_p < 1.5e-2, info
     assert nodal_difference(given, quantum) < 1e-7
     assert apart > 10 * max(mis_p, exact_p), info
@@ -298,7 +311,8 @@ def drifts(d: dict[str, Any]) -> tuple[float, float, dict[str, Any]]:
 
 def test_conservation_flat() -> None:
     """1D coherent state, 100 P2 cells, t = 1: ∫p drifts < 1e-10 at every output step; the
-    energy drift vanishes as dt² (measured 4.0e-5, 1.0e-5, 2.5e-6: orders 1.994, 1.998)."""
+    energy drift vanishes as dt² (measured 4.0e-5, 1.0e-5, 2.5e-6: orders 1.994, 1.998).
+    """
     d0 = merged(coherent_state(1.0, 1.0), {"mesh": {"cells": [100]}})
     energy = []
     for dt in (0.05, 0.025, 0.0125):
@@ -318,8 +332,11 @@ FISHER = {
     "metric": {"g": [["1/x1**2", 0.0], [0.0, "2/x1**2"]]},
     "noise": {"alpha": 1.0},
     "potential": {"V": "0.5*x0**2 + (x1 - 1)**2"},
-    "initial": {"kind": "expression", "S": "0",
-                "p": "exp(-x0**2/(2*0.25**2) - (x1 - 1.4)**2/(2*0.15**2))"},
+    "initial": {
+        "kind": "expression",
+        "S": "0",
+        "p": "exp(-x0**2/(2*0.25**2) - (x1 - 1.4)**2/(2*0.15**2))",
+    },
 }
 
 
@@ -330,7 +347,8 @@ def test_conservation_fisher_metric() -> None:
     On this coarse P1 mesh the drift itself is dominated by the spatial error (measured
     4.2e-3), which dt refinement does not remove. The step-size controller is loosened
     (tolerance 0.1) so that every run takes uniform steps of dt: at the default 0.01 the
-    dt = 0.02 run shrinks two steps, which is the controller working, not the scheme."""
+    dt = 0.02 run shrinks two steps, which is the controller working, not the scheme.
+    """
     finals = []
     for dt in (0.02, 0.01, 0.005, 0.0025):
         d = merged(FISHER, {"discretisation": {"dt": dt}, "nonlinear": {"tolerance": 0.1}})
@@ -363,14 +381,17 @@ def test_vacuum_diffusion_below_discretisation_error() -> None:
         "discretisation": {"degree": 2, "dt": 0.01, "t_end": 2.0},
         "initial": {"kind": "gaussian", "center": [-5.0], "width": [1.0], "momentum": [2.0]},
     }
-    default, small, large = on_one_mesh(d, merged(d, {"vacuum": {"nu": 0.005}}),
-                                        merged(d, {"vacuum": {"nu": 0.5}}))
+    default, small, large = on_one_mesh(
+        d, merged(d, {"vacuum": {"nu": 0.005}}), merged(d, {"vacuum": {"nu": 0.5}})
+    )
     s, *_ = advance([default, small, large])
     error, error_small = (exact_errors(p, s.t)["error_l2"] for p in (default, small))
     effect = psi_difference(default, small)
     effect_large = psi_difference(large, small)
-    info = (f"error {error:.3e} (nu0 0.005: {error_small:.3e}); psi moved by {effect:.3e} "
-            f"(nu0 0.5: {effect_large:.3e})")
+    info = (
+        f"error {error:.3e} (nu0 0.005: {error_small:.3e}); psi moved by {effect:.3e} "
+        f"(nu0 0.5: {effect_large:.3e})"
+    )
     assert abs(error - error_small) < 0.05 * error, info
     assert effect < 0.5 * error, info
     assert effect_large > 5 * effect, info
@@ -404,7 +425,8 @@ def assert_clean_failure(code: int, s: dict[str, Any], out: Path, t_end: float) 
 @pytest.mark.skip_in_parallel
 def test_coarse_mesh_completes_or_fails_cleanly(tmp_path: Path) -> None:
     """1D P2 with 50 cells on [-20, 20] (h = 0.8 for σ = 1): measured, it fails at t = 0.58
-    in the tail of the packet (√p/max √p = 2e-6) after 17 rejected sub-steps, and says so."""
+    in the tail of the packet (√p/max √p = 2e-6) after 17 rejected sub-steps, and says so.
+    """
     code, s, out = run_cli(COARSE, tmp_path, "coarse")
     if s["status"] == "completed":
         assert code == 0 and s["t_final"] == pytest.approx(2.0)
@@ -420,8 +442,11 @@ COLLISION = {
     "parameters": {"gamma": 1.0, "beta": 1.0},
     "mesh": {"type": "interval", "lower": [-10.0], "upper": [10.0], "cells": [200]},
     "discretisation": {"degree": 2, "dt": 0.01, "t_end": 2.5},
-    "initial": {"kind": "expression", "p": "exp(-(x0 - 3)**2) + exp(-(x0 + 3)**2)",
-                "S": "-2*x0*tanh(x0/0.1)"},
+    "initial": {
+        "kind": "expression",
+        "p": "exp(-(x0 - 3)**2) + exp(-(x0 + 3)**2)",
+        "S": "-2*x0*tanh(x0/0.1)",
+    },
     "output": {"fields": False},
 }
 
@@ -430,8 +455,10 @@ COLLISION = {
 def collision(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The colliding packets run as madelung and as schrodinger (same p, S)."""
     directory = tmp_path_factory.mktemp("collision")
-    yield {eq: run_cli(merged(COLLISION, {"equation": eq}), directory, eq)
-           for eq in ("madelung", "schrodinger")}
+    yield {
+        eq: run_cli(merged(COLLISION, {"equation": eq}), directory, eq)
+        for eq in ("madelung", "schrodinger")
+    }
 
 
 @pytest.mark.skip_in_parallel

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import nhj  # noqa: F401
-
 import numpy as np
 import pytest
 from schrodinger_helpers import evolve, square
 
+import nhj  # noqa: F401
 from nhj.covariant import Metric
 from nhj.exact import GaussianState
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import nhj  # noqa: F401
-
 import numpy as np
 import pytest
 from schrodinger_helpers import evolve, interval, rates, square
 
+import nhj  # noqa: F401
 from nhj.exact import GaussianState
 from nhj.timeschemes import SCHEMES
 
@@ -49,8 +48,10 @@ def test_h_convergence_2d(degree: int, expected: float) -> None:
 def test_time_order_of_every_scheme(name: str) -> None:
     """Each registered scheme converges at its declared order in dt (P3, fine mesh)."""
     order = SCHEMES[name].order
-    errors = [evolve(interval(600), coherent_1d(), 3, dt, 1.0, scheme=name).error
-              for dt in (0.04, 0.02, 0.01)]
+    errors = [
+        evolve(interval(600), coherent_1d(), 3, dt, 1.0, scheme=name).error
+        for dt in (0.04, 0.02, 0.01)
+    ]
     r = rates(errors)
     assert abs(r[-1] - order) < 0.2, (errors, r)
 

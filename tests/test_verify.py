@@ -31,12 +31,21 @@ def variant(name: str, changes: Mapping[str, Any], mode: str = "quick") -> V.Ver
 
 
 # a small free packet: 1D P2 with 200 cells (P3 Schrödinger), two observation times
-PACKET = {"mesh": {"cells": [200]}, "discretisation": {"t_end": 0.8},
-          "verify": {"pairs": [[1.0, 1.0]], "times": [0.4, 0.8], "refinement": [50, 100, 200]}}
-WELL = {"mesh": {"cells": [100]}, "discretisation": {"dt": 0.5},
-        "verify": {"refinement": [25, 50, 100]}}
-REGIMES = {"mesh": {"cells": [150]}, "discretisation": {"t_end": 0.5},
-           "verify": {"times": [0.25, 0.5]}}
+PACKET = {
+    "mesh": {"cells": [200]},
+    "discretisation": {"t_end": 0.8},
+    "verify": {"pairs": [[1.0, 1.0]], "times": [0.4, 0.8], "refinement": [50, 100, 200]},
+}
+WELL = {
+    "mesh": {"cells": [100]},
+    "discretisation": {"dt": 0.5},
+    "verify": {"refinement": [25, 50, 100]},
+}
+REGIMES = {
+    "mesh": {"cells": [150]},
+    "discretisation": {"t_end": 0.5},
+    "verify": {"times": [0.25, 0.5]},
+}
 
 
 @pytest.mark.mpi
@@ -50,14 +59,22 @@ def test_quick_verification_passes(tmp_dir, comm) -> None:
     report = json.loads((out / "report.json").read_text())
     assert report["passed"] and report["mode"] == "quick" and report["ranks"] == comm.size
     checks = {c["name"]: c for c in report["checks"]}
-    assert all(c["passed"] for c in checks.values()), [n for n, c in checks.items()
-                                                       if not c["passed"]]
+    assert all(c["passed"] for c in checks.values()), [
+        n for n, c in checks.items() if not c["passed"]
+    ]
     for c in checks.values():
         assert set(c) == {"name", "passed", "value", "tolerance", "details"}
         assert c["details"]["criterion"]
     kinds = {n.split("[")[0] for n in checks}
-    assert kinds == {"correspondence", "refinement", "hbar_fit", "ground_state_energy",
-                     "ground_state_gibbs", "fokker_planck_gibbs", "regimes"}
+    assert kinds == {
+        "correspondence",
+        "refinement",
+        "hbar_fit",
+        "ground_state_energy",
+        "ground_state_gibbs",
+        "fokker_planck_gibbs",
+        "regimes",
+    }
     # ≥ 4 (γ, β) pairs, two with the same γ/β and different γ, in 1D and 2D
     corr = [c["details"] for n, c in checks.items() if n.startswith("correspondence")]
     pairs = {(d["gamma"], d["beta"]) for d in corr}
@@ -79,8 +96,15 @@ def test_quick_verification_passes(tmp_dir, comm) -> None:
     assert sum(n.startswith("ground_state_gibbs") for n in checks) >= 2
     flat = [c["details"]["flat"] for n, c in checks.items() if n.startswith("regimes")]
     assert sorted(flat) == [False, True]
-    for name in ("report.md", "hbar_fit.png", "mismatch_time.png", "mismatch_h.png",
-                 "fields_2d.png", "gibbs.png", "regimes.png"):
+    for name in (
+        "report.md",
+        "hbar_fit.png",
+        "mismatch_time.png",
+        "mismatch_h.png",
+        "fields_2d.png",
+        "gibbs.png",
+        "regimes.png",
+    ):
         assert (out / name).is_file(), name
     assert "PASSED" in (out / "report.md").read_text()
 
@@ -88,9 +112,14 @@ def test_quick_verification_passes(tmp_dir, comm) -> None:
 def test_every_shipped_case_loads_in_both_modes() -> None:
     """The [full] tables merge into valid cases (the full run is too big to test here)."""
     paths = V.find_cases(None)
-    assert {p.stem for p in paths} >= {"packet_1d", "squeezed_2d", "double_well_1d",
-                                       "tilted_double_well_1d", "regimes_flat_1d",
-                                       "regimes_anisotropic_2d"}
+    assert {p.stem for p in paths} >= {
+        "packet_1d",
+        "squeezed_2d",
+        "double_well_1d",
+        "tilted_double_well_1d",
+        "regimes_flat_1d",
+        "regimes_anisotropic_2d",
+    }
     for p in paths:
         for mode in V.MODES:
             vc = V.load_verify_case(p, mode)
@@ -113,7 +142,8 @@ def test_hbar_fit_fails_with_a_wrong_mass_or_expectation(comm) -> None:
     assert wrong_m.value > 0.02 and fit_m is not None and fit_m.width > 0.05
     wrong_e, _ = V.check_hbar_fit(vc, 1.0, 1.0, comm, hbar_expected=1.02, run=run)
     assert not wrong_e.passed and wrong_e.value == pytest.approx(
-        abs(right.details["hbar_fit"] / 1.02 - 1))
+        abs(right.details["hbar_fit"] / 1.02 - 1)
+    )
 
 
 def test_correspondence_and_refinement_fail_with_a_wrong_mass(comm) -> None:
@@ -151,8 +181,10 @@ def test_fokker_planck_check_fails_with_a_wrong_beta_or_too_short_a_run(comm) ->
     assert (profile is not None) == (comm.rank == 0)
     wrong, _ = V.check_fokker_planck(vc, comm, beta_gibbs=1.2 * vc.case.parameters.beta)
     assert not wrong.passed and wrong.value > 100 * wrong.tolerance
-    short, _ = V.check_fokker_planck(variant("tilted_double_well_1d", V.deep_merged(
-        WELL, {"discretisation": {"t_end": 10.0}})), comm)
+    short, _ = V.check_fokker_planck(
+        variant("tilted_double_well_1d", V.deep_merged(WELL, {"discretisation": {"t_end": 10.0}})),
+        comm,
+    )
     assert not short.passed and short.value > 100 * short.tolerance
 
 
@@ -194,9 +226,18 @@ def test_report_shows_failed_checks(tmp_dir, comm) -> None:
     from nhj.verify_report import summary_table, write_report
 
     report = V.Report("quick", ranks=comm.size)
-    report.checks.append(V.failed("hbar_fit[packet_1d] gamma=2 beta=2", 5e-3, "the run completes",
-                                  SolverError("no acceptable time step"), case="packet_1d",
-                                  gamma=2.0, beta=2.0, hbar_expected=1.0))
+    report.checks.append(
+        V.failed(
+            "hbar_fit[packet_1d] gamma=2 beta=2",
+            5e-3,
+            "the run completes",
+            SolverError("no acceptable time step"),
+            case="packet_1d",
+            gamma=2.0,
+            beta=2.0,
+            hbar_expected=1.0,
+        )
+    )
     assert not report.passed
     table = summary_table(report)
     assert "FAIL" in table and "FAILED (0/1 checks" in table

@@ -38,8 +38,11 @@ def matrix_power(metric: Metric, power: float, field: str = "noise.alpha") -> An
         return ufl.as_matrix((Q * w**power) @ Q.T)
     frac = Fraction(power).limit_denominator(1000)
     if frac.denominator != 1:
-        raise CaseError(field, f"a position-dependent metric needs 1/alpha to be a positive "
-                        f"integer (alpha = 1, 1/2, 1/3, ...); got 1/alpha = {power:g}")
+        raise CaseError(
+            field,
+            f"a position-dependent metric needs 1/alpha to be a positive "
+            f"integer (alpha = 1, 1/2, 1/3, ...); got 1/alpha = {power:g}",
+        )
     n = frac.numerator
     if n == 0:
         return ufl.Identity(metric.gdim)

@@ -100,7 +100,7 @@ class NeuralHJ:
         return self.transport(u[0], u[1], v[0]) + self.hamilton_jacobi(u[0], u[1], v[1])
 
     def density(self, u: Any) -> Any:
-        """p = R²."""
+        """P = R²."""
         return u[0] ** 2
 
     def total(self, u: Any) -> Any:

@@ -62,7 +62,7 @@ class Schrodinger:
         return self.h(u[0], u[0]) + self.h(u[1], u[1])
 
     def density(self, u: Any) -> Any:
-        """p = |ψ|² (3.10)."""
+        """P = |ψ|² (3.10)."""
         return u[0] ** 2 + u[1] ** 2
 
     def phase(self, u: Any) -> Any:
