@@ -24,7 +24,13 @@ erf           ufl.erf                      scipy.special.erf
 sign          ufl.sign                     np.sign
 min, max      ufl.min_value / max_value    np.minimum / np.maximum
 pi, e         math.pi, math.e              math.pi, math.e
+dot(A, B)     ufl.dot                      np.matmul (batched)
 ============  ===========================  ====================
+
+The numpy backend also has ``matrix_power(G, p)`` of SPD matrices (batched,
+by eigen-decomposition); UFL powers of a metric are built by
+:func:`nhj.equations.learning.matrix_power`, which needs to know whether g is
+constant.
 
 The UFL functions also accept plain real numbers (``M.sqrt(2) * x[0]``): if
 every argument is a number the value is computed with numpy and returned as a
@@ -69,6 +75,12 @@ FUNCTION_NAMES: tuple[str, ...] = (
 )
 
 
+def _matrix_power_np(G: np.ndarray, power: float) -> np.ndarray:
+    """G^power of symmetric positive definite matrices (..., K, K), batched."""
+    w, Q = np.linalg.eigh(G)
+    return (Q * w[..., None, :] ** power) @ np.swapaxes(Q, -1, -2)
+
+
 def _erf(x: Any) -> Any:
     """The error function of numbers or arrays (a float for a number)."""
     y = scipy.special.erf(x)
@@ -94,6 +106,8 @@ NUMPY = SimpleNamespace(
     sign=np.sign,
     min=np.minimum,
     max=np.maximum,
+    dot=np.matmul,
+    matrix_power=_matrix_power_np,
     pi=math.pi,
     e=math.e,
 )
@@ -136,6 +150,7 @@ _UFL_FUNCTIONS: dict[str, Callable[..., Any]] = {
 
 UFL = SimpleNamespace(
     **{name: _number_safe(f, getattr(NUMPY, name)) for name, f in _UFL_FUNCTIONS.items()},
+    dot=ufl.dot,
     pi=math.pi,
     e=math.e,
 )

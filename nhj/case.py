@@ -1,581 +1,92 @@
-"""Case files: TOML, validated on load into frozen dataclasses.
+"""Case files: TOML, validated on load into a frozen :class:`~nhj.sections.Case`.
 
 A case never executes code: expressions are strings parsed by the whitelisted
 grammar of :mod:`nhj.expressions`. Every invalid input raises
 :class:`nhj.schema.CaseError` naming the field and what is allowed; the CLI
-turns it into one line on stderr and exit code 2. The schema is documented in
-``docs/cases.md``.
+turns it into one line on stderr and exit code 2. The sections are validated
+by :mod:`nhj.sections`; which of them an equation reads, its schemes and its
+rules come from its registry entry (:mod:`nhj.registry`). The schema is
+documented in ``docs/cases.md``.
 """
 
 from __future__ import annotations
 
-import math
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from nhj.expressions import Expr, parse
 from nhj.meshes import MeshSpec
-from nhj.schema import (
-    CaseError,
-    as_bool,
-    as_float,
-    as_floats,
-    as_int,
-    as_str,
-    as_table,
-    check_keys,
-    join,
-    require,
-)
-from nhj.timeschemes import SCHEMES
-
-EQUATIONS = ("schrodinger", "madelung", "neural_hj", "fokker_planck", "langevin")
-HYDRODYNAMIC = ("madelung", "neural_hj")
-PARAMETER_NAMES = ("gamma", "beta", "hbar", "m")
-
-
-def coordinate_names(dim: int) -> tuple[str, ...]:
-    """Names of the trainable variables in expressions: x0, x1, x2."""
-    return tuple(f"x{i}" for i in range(dim))
-
-
-@dataclass(frozen=True)
-class Parameters:
-    """Learning parameters γ, β and the derived ħ = γ/β (3.12), m = 1/γ (3.13).
-
-    Attributes:
-        gamma: Learning rate γ > 0.
-        beta: Lagrange multiplier β > 0.
-        hbar_override: An explicit ħ for scans (None: ħ = γ/β); marked in outputs.
-    """
-
-    gamma: float
-    beta: float
-    hbar_override: float | None = None
-
-    @classmethod
-    def from_table(cls, t: Mapping[str, Any]) -> Parameters:
-        """Validate [parameters]."""
-        s = "parameters"
-        check_keys(t, ("gamma", "beta", "hbar"), s)
-        hb = t.get("hbar")
-        return cls(
-            gamma=as_float(require(t, "gamma", s), join(s, "gamma"), positive=True),
-            beta=as_float(require(t, "beta", s), join(s, "beta"), positive=True),
-            hbar_override=None if hb is None else as_float(hb, join(s, "hbar"), positive=True),
-        )
-
-    @property
-    def hbar(self) -> float:
-        """ħ = γ/β (3.12) unless overridden."""
-        return self.gamma / self.beta if self.hbar_override is None else self.hbar_override
-
-    @property
-    def m(self) -> float:
-        """M = 1/γ (3.13)."""
-        return 1.0 / self.gamma
-
-    def values(self) -> dict[str, float]:
-        """Values of the parameter names usable in expressions."""
-        return {"gamma": self.gamma, "beta": self.beta, "hbar": self.hbar, "m": self.m}
-
-
-@dataclass(frozen=True)
-class Discretisation:
-    """Element degree, time scheme, time step and final time."""
-
-    degree: int = 1
-    scheme: str = "crank_nicolson"
-    dt: float = 0.01
-    t_end: float = 1.0
-
-    @classmethod
-    def from_table(cls, t: Mapping[str, Any], scheme: str = "crank_nicolson") -> Discretisation:
-        """Validate [discretisation]; ``scheme`` is the equation's default."""
-        s = "discretisation"
-        check_keys(t, ("degree", "scheme", "dt", "t_end"), s)
-        d = cls(
-            degree=as_int(t.get("degree", 1), join(s, "degree"), lo=1, hi=4),
-            scheme=as_str(t.get("scheme", scheme), join(s, "scheme"), SCHEMES),
-            dt=as_float(require(t, "dt", s), join(s, "dt"), positive=True),
-            t_end=as_float(require(t, "t_end", s), join(s, "t_end"), positive=True),
-        )
-        if d.t_end < d.dt:
-            raise CaseError(join(s, "t_end"), f"must be >= dt = {d.dt:g}, got {d.t_end:g}")
-        return d
-
-    @property
-    def steps(self) -> int:
-        """Number of steps; dt is shrunk so that they end exactly at t_end."""
-        return max(1, math.ceil(self.t_end / self.dt - 1e-9))
-
-    @property
-    def dt_used(self) -> float:
-        """The time step actually taken, t_end/steps ≤ dt."""
-        return self.t_end / self.steps
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """The metric g_{μν}: None (flat), or a K×K table of numbers/expressions in x."""
-
-    entries: tuple[tuple[Any, ...], ...] | None = None
-
-    @classmethod
-    def from_table(cls, t: Mapping[str, Any], dim: int) -> MetricSpec:
-        """Validate [metric]."""
-        s = "metric"
-        check_keys(t, ("g",), s)
-        if "g" not in t:
-            return cls()
-        return cls(tensor_entries(t["g"], join(s, "g"), dim, coordinate_names(dim)))
-
-    @property
-    def is_constant(self) -> bool:
-        """Whether every entry is a number (or the metric is flat)."""
-        return self.entries is None or all(
-            isinstance(e, float) for row in self.entries for e in row
-        )
-
-
-def tensor_entries(
-    value: Any, f: str, dim: int, names: tuple[str, ...]
-) -> tuple[tuple[Any, ...], ...]:
-    """A K×K list of numbers or expression strings, symmetric as written."""
-    if not isinstance(value, list) or len(value) != dim:
-        raise CaseError(f, f"must be a {dim}x{dim} list of lists (numbers or expression strings)")
-    rows = []
-    for i, row in enumerate(value):
-        if not isinstance(row, list) or len(row) != dim:
-            raise CaseError(f"{f}[{i}]", f"must be a list of {dim} entries")
-        rows.append(
-            tuple(
-                parse(e, field=f"{f}[{i}][{j}]", names=names)
-                if isinstance(e, str)
-                else as_float(e, f"{f}[{i}][{j}]")
-                for j, e in enumerate(row)
-            )
-        )
-    for i in range(dim):
-        for j in range(i):
-            if str(rows[i][j]) != str(rows[j][i]):
-                raise CaseError(f, f"must be symmetric: entry [{i}][{j}] differs from [{j}][{i}]")
-    return tuple(rows)
-
-
-@dataclass(frozen=True)
-class PotentialSpec:
-    """V directly, a harmonic V = ½ m Σ ω_i² y_i², or the loss L̄ (an expression, or
-    L̄ = ½ Σ a_i y_i² by its curvatures a_i) from which V follows by (3.6).
-    """
-
-    V: Expr | None = None
-    loss: Expr | None = None
-    omega: tuple[float, ...] | None = None
-    curvature: tuple[float, ...] | None = None
-
-    @property
-    def has_loss(self) -> bool:
-        """Whether a loss L̄ is given (required by the Fokker–Planck equation)."""
-        return self.loss is not None or self.curvature is not None
-
-    @classmethod
-    def from_table(cls, t: Mapping[str, Any], dim: int) -> PotentialSpec:
-        """Validate [potential]; at most one of V, loss, omega."""
-        s = "potential"
-        keys = ("V", "loss", "omega", "curvature")
-        check_keys(t, keys, s)
-        given = [k for k in keys if k in t]
-        if len(given) > 1:
-            raise CaseError(
-                join(s, given[1]),
-                f"give only one of V, loss, omega, curvature (also got {given[0]})",
-            )
-        names = coordinate_names(dim) + PARAMETER_NAMES
-        if "V" in t:
-            return cls(V=parse(as_str(t["V"], join(s, "V")), field=join(s, "V"), names=names))
-        if "loss" in t:
-            f = join(s, "loss")
-            return cls(loss=parse(as_str(t["loss"], f), field=f, names=names))
-        if "omega" in t:
-            return cls(omega=as_floats(t["omega"], join(s, "omega"), dim, nonnegative=True))
-        if "curvature" in t:
-            return cls(
-                curvature=as_floats(t["curvature"], join(s, "curvature"), dim, positive=True)
-            )
-        return cls()
-
-
-@dataclass(frozen=True)
-class NoiseSpec:
-    """The noise tensor κ of (2.8): from the power law g ∝ κ^α (2.9), or given.
-
-    Attributes:
-        alpha: α in [0, 1]; κ = g^{1/α}/β for α > 0 (1 quantum, 1/2 efficient, 0 SGD).
-        kappa: κ_{μν} given directly (K×K numbers or expressions); required for α = 0.
-    """
-
-    alpha: float = 1.0
-    kappa: tuple[tuple[Any, ...], ...] | None = None
-
-    @classmethod
-    def from_table(cls, t: Mapping[str, Any], dim: int) -> NoiseSpec:
-        """Validate [noise]."""
-        s = "noise"
-        check_keys(t, ("alpha", "kappa"), s)
-        alpha = as_float(t.get("alpha", 1.0), join(s, "alpha"), lo=0.0, hi=1.0)
-        kappa = None
-        if "kappa" in t:
-            kappa = tensor_entries(t["kappa"], join(s, "kappa"), dim, coordinate_names(dim))
-        if alpha == 0 and kappa is None:
-            raise CaseError(join(s, "kappa"), "is required for alpha = 0 (SGD: g = δ, κ given)")
-        return cls(alpha, kappa)
-
-
-BOUNDARY_CONDITIONS = ("dirichlet", "zero_flux")
-
-
-@dataclass(frozen=True)
-class BoundarySpec:
-    """Outer boundary: ``dirichlet`` (ψ = 0 or p = 0) or ``zero_flux`` (natural)."""
-
-    condition: str | None = None
-
-    @classmethod
-    def from_table(cls, t: Mapping[str, Any]) -> BoundarySpec:
-        """Validate [boundary]."""
-        check_keys(t, ("condition",), "boundary")
-        c = t.get("condition")
-        return cls(None if c is None else as_str(c, "boundary.condition", BOUNDARY_CONDITIONS))
-
-
-@dataclass(frozen=True)
-class LangevinSpec:
-    """Particles of the Langevin equation (2.5), the reference for (2.7).
-
-    Attributes:
-        particles: Number of particles N.
-        seed: Seed; particle block b uses the stream (seed, b), whatever the rank count.
-        dt: Euler–Maruyama step (default: discretisation.dt / 4).
-        bins: Histogram bins per direction (default: chosen from the mesh).
-    """
-
-    particles: int = 100_000
-    seed: int = 0
-    dt: float | None = None
-    bins: tuple[int, ...] | None = None
-
-    @classmethod
-    def from_table(cls, t: Mapping[str, Any], dim: int) -> LangevinSpec:
-        """Validate [langevin]."""
-        s = "langevin"
-        check_keys(t, ("particles", "seed", "dt", "bins"), s)
-        bins = t.get("bins")
-        if bins is not None:
-            if not isinstance(bins, list) or len(bins) != dim:
-                raise CaseError(join(s, "bins"), f"must be a list of {dim} integers >= 2")
-            bins = tuple(as_int(b, f"{join(s, 'bins')}[{i}]", lo=2) for i, b in enumerate(bins))
-        dt = t.get("dt")
-        return cls(
-            particles=as_int(t.get("particles", 100_000), join(s, "particles"), lo=100),
-            seed=as_int(t.get("seed", 0), join(s, "seed"), lo=0),
-            dt=None if dt is None else as_float(dt, join(s, "dt"), positive=True),
-            bins=bins,
-        )
-
-
-INITIAL_KINDS = ("gaussian", "coherent", "expression")
-
-
-@dataclass(frozen=True)
-class InitialSpec:
-    """Initial state: a Gaussian packet, a harmonic coherent state, or p and S expressions."""
-
-    kind: str
-    center: tuple[float, ...] = ()
-    width: tuple[float, ...] = ()
-    momentum: tuple[float, ...] = ()
-    p: Expr | None = None
-    S: Expr | None = None
-
-    @classmethod
-    def from_table(cls, t: Mapping[str, Any], dim: int) -> InitialSpec:
-        """Validate [initial]."""
-        s = "initial"
-        kind = as_str(require(t, "kind", s), join(s, "kind"), INITIAL_KINDS)
-        zeros = [0.0] * dim
-        if kind == "expression":
-            check_keys(t, ("kind", "p", "S"), s)
-            names = coordinate_names(dim) + PARAMETER_NAMES
-            p = parse(as_str(require(t, "p", s), join(s, "p")), field=join(s, "p"), names=names)
-            S = parse(as_str(t.get("S", "0"), join(s, "S")), field=join(s, "S"), names=names)
-            return cls(kind, p=p, S=S)
-        keys = ("kind", "center", "momentum") + (("width",) if kind == "gaussian" else ())
-        check_keys(t, keys, s)
-        return cls(
-            kind,
-            center=as_floats(t.get("center", zeros), join(s, "center"), dim),
-            momentum=as_floats(t.get("momentum", zeros), join(s, "momentum"), dim),
-            width=as_floats(require(t, "width", s), join(s, "width"), dim, positive=True)
-            if kind == "gaussian"
-            else (),
-        )
-
-
-@dataclass(frozen=True)
-class OutputSpec:
-    """Output cadence and content.
-
-    Attributes:
-        every: Steps between diagnostics rows (None: about 20 rows).
-        fields_every: Steps between VTX field outputs (None: ``every``).
-        fields: Whether to write fields.bp.
-        exact: Whether to report the error against the whole-space exact solution
-            when the case has one (false where walls or a small domain make it
-            inapplicable).
-    """
-
-    every: int | None = None
-    fields_every: int | None = None
-    fields: bool = True
-    exact: bool = True
-
-    @classmethod
-    def from_table(cls, t: Mapping[str, Any]) -> OutputSpec:
-        """Validate [output]."""
-        s = "output"
-        check_keys(t, ("every", "fields", "fields_every", "exact"), s)
-        every = t.get("every")
-        fe = t.get("fields_every")
-        return cls(
-            every=None if every is None else as_int(every, join(s, "every"), lo=1),
-            fields_every=None if fe is None else as_int(fe, join(s, "fields_every"), lo=1),
-            fields=as_bool(t.get("fields", True), join(s, "fields")),
-            exact=as_bool(t.get("exact", True), join(s, "exact")),
-        )
-
-
-@dataclass(frozen=True)
-class SolverSpec:
-    """PETSc options merged over nhj's defaults (values: strings, numbers, booleans)."""
-
-    petsc_options: Mapping[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_table(cls, t: Mapping[str, Any]) -> SolverSpec:
-        """Validate [solver]."""
-        s = "solver"
-        check_keys(t, ("petsc_options",), s)
-        opts = as_table(t.get("petsc_options", {}), join(s, "petsc_options"))
-        for k, v in opts.items():
-            if not isinstance(v, (str, int, float, bool)):
-                raise CaseError(
-                    join(s, f"petsc_options.{k}"), "must be a string, number or boolean"
-                )
-        return cls(dict(opts))
-
-
-@dataclass(frozen=True)
-class VacuumSpec:
-    """Phase diffusion where p is negligible (madelung, neural_hj).
-
-    Attributes:
-        nu: ν₀ ≥ 0, relative: the coefficient of ν_h ∫∇S·∇v is ν₀ max √p₀ ℓ² (h/ℓ)^{k+1}
-            (h the largest cell, ℓ the domain diameter, k the degree), so it vanishes
-            under refinement at the order of the discretisation. 0 switches it off
-            (the run then fails where p underflows).
-    """
-
-    nu: float = 0.05
-
-    @classmethod
-    def from_table(cls, t: Mapping[str, Any]) -> VacuumSpec:
-        """Validate [vacuum]."""
-        check_keys(t, ("nu",), "vacuum")
-        return cls(nu=as_float(t.get("nu", cls.nu), "vacuum.nu", lo=0.0))
-
-
-@dataclass(frozen=True)
-class NonlinearSpec:
-    """Newton and adaptive sub-stepping of madelung/neural_hj, and node detection.
-
-    Attributes:
-        tolerance: Local error estimate bound per sub-step (relative ∞-norm).
-        dt_min: Smallest sub-step relative to discretisation.dt before failing.
-        max_iterations: Newton iterations before a sub-step is rejected.
-        newton_rtol: Newton tolerance on the relative update.
-        node_threshold: A node of ψ is declared where √p < −node_threshold·max √p
-            (the amplitude changes sign inside the support).
-    """
-
-    tolerance: float = 1e-2
-    dt_min: float = 1e-3
-    max_iterations: int = 12
-    newton_rtol: float = 1e-8
-    node_threshold: float = 1e-2
-
-    @classmethod
-    def from_table(cls, t: Mapping[str, Any]) -> NonlinearSpec:
-        """Validate [nonlinear]."""
-        s = "nonlinear"
-        keys = ("tolerance", "dt_min", "max_iterations", "newton_rtol", "node_threshold")
-        check_keys(t, keys, s)
-        return cls(
-            tolerance=as_float(
-                t.get("tolerance", cls.tolerance), join(s, "tolerance"), positive=True
-            ),
-            dt_min=as_float(t.get("dt_min", cls.dt_min), join(s, "dt_min"), positive=True, hi=1.0),
-            max_iterations=as_int(
-                t.get("max_iterations", cls.max_iterations), join(s, "max_iterations"), lo=2, hi=100
-            ),
-            newton_rtol=as_float(
-                t.get("newton_rtol", cls.newton_rtol),
-                join(s, "newton_rtol"),
-                positive=True,
-                hi=1e-3,
-            ),
-            node_threshold=as_float(
-                t.get("node_threshold", cls.node_threshold),
-                join(s, "node_threshold"),
-                positive=True,
-                hi=1.0,
-            ),
-        )
-
-
-SECTIONS = (
-    "equation",
-    "name",
-    "description",
-    "parameters",
-    "mesh",
-    "discretisation",
-    "metric",
-    "potential",
-    "initial",
-    "output",
-    "solver",
-    "noise",
-    "boundary",
-    "langevin",
-    "vacuum",
-    "nonlinear",
+from nhj.registry import EQUATIONS, equations_reading
+from nhj.schema import CaseError, as_str, as_table, check_keys, require
+from nhj.sections import (
+    COMMON_SECTIONS,
+    OPTIONAL_SECTIONS,
+    BoundarySpec,
+    Case,
+    Discretisation,
+    InitialSpec,
+    LangevinSpec,
+    MetricSpec,
+    NoiseSpec,
+    NonlinearSpec,
+    OutputSpec,
+    Parameters,
+    PotentialSpec,
+    SolverSpec,
+    VacuumSpec,
 )
 
-
-@dataclass(frozen=True)
-class Case:
-    """A validated case file."""
-
-    name: str
-    equation: str
-    parameters: Parameters
-    mesh: MeshSpec
-    discretisation: Discretisation
-    metric: MetricSpec
-    potential: PotentialSpec
-    initial: InitialSpec
-    output: OutputSpec
-    solver: SolverSpec
-    noise: NoiseSpec = field(default_factory=NoiseSpec)
-    boundary: BoundarySpec = field(default_factory=BoundarySpec)
-    langevin: LangevinSpec | None = None
-    vacuum: VacuumSpec = field(default_factory=VacuumSpec)
-    nonlinear: NonlinearSpec = field(default_factory=NonlinearSpec)
-    path: Path | None = None
-    text: str = ""
-    description: str = ""
-
-    @property
-    def dim(self) -> int:
-        """Number of trainable variables K (the mesh dimension)."""
-        return self.mesh.dim
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any], base_dir: Path, name: str = "case") -> Case:
-        """Validate a parsed TOML document."""
-        check_keys(d, SECTIONS, "")
-        equation = as_str(require(d, "equation", ""), "equation", EQUATIONS)
-
-        def section(key: str, required: bool = False) -> Mapping[str, Any]:
-            if required:
-                require(d, key, "")
-            return as_table(d.get(key, {}), key)
-
-        mesh = MeshSpec.from_table(section("mesh", True), base_dir)
-        dim = mesh.dim
-        case = cls(
-            name=as_str(d.get("name", name), "name"),
-            equation=equation,
-            description=as_str(d.get("description", ""), "description"),
-            parameters=Parameters.from_table(section("parameters", True)),
-            mesh=mesh,
-            discretisation=Discretisation.from_table(
-                section("discretisation", True),
-                "implicit_midpoint" if equation in HYDRODYNAMIC else "crank_nicolson",
-            ),
-            metric=MetricSpec.from_table(section("metric"), dim),
-            potential=PotentialSpec.from_table(section("potential"), dim),
-            initial=InitialSpec.from_table(section("initial", True), dim),
-            output=OutputSpec.from_table(section("output")),
-            solver=SolverSpec.from_table(section("solver")),
-            noise=NoiseSpec.from_table(section("noise"), dim),
-            boundary=BoundarySpec.from_table(section("boundary")),
-            langevin=LangevinSpec.from_table(section("langevin"), dim)
-            if "langevin" in d or equation == "langevin"
-            else None,
-            vacuum=VacuumSpec.from_table(section("vacuum")),
-            nonlinear=NonlinearSpec.from_table(section("nonlinear")),
-        )
-        check_equation(case)
-        return case
+__all__ = ["Case", "case_from_dict", "load_case", "read_toml"]
 
 
-def check_equation(case: Case) -> None:
-    """Cross-section rules that depend on the equation."""
-    if case.equation in ("fokker_planck", "langevin"):
-        pot = case.potential
-        if not pot.has_loss:
-            bad = "V" if pot.V is not None else "omega" if pot.omega is not None else "loss"
-            raise CaseError(
-                f"potential.{bad}",
-                f"{case.equation} needs the average loss: give "
-                "potential.loss (an expression) or potential.curvature",
-            )
-        if case.initial.kind == "coherent" or any(case.initial.momentum):
-            raise CaseError(
-                "initial.kind",
-                f"{case.equation} takes a density: kind = "
-                "'gaussian' (center, width) or 'expression' (p)",
-            )
-    elif case.equation == "madelung" and (case.noise.alpha != 1 or case.noise.kappa is not None):
-        bad = "noise.alpha" if case.noise.alpha != 1 else "noise.kappa"
-        raise CaseError(
-            bad,
-            "madelung is alpha = 1 (kappa = g/beta); use equation = "
-            "'neural_hj' for other regimes or a given kappa",
-        )
-    elif case.langevin is not None:
-        raise CaseError("langevin", "particles need equation = 'fokker_planck' or 'langevin'")
-    if case.equation not in HYDRODYNAMIC:
-        for key, default in (("vacuum", VacuumSpec()), ("nonlinear", NonlinearSpec())):
-            if getattr(case, key) != default:
-                raise CaseError(key, "applies to equation = 'madelung' or 'neural_hj' only")
-    if case.equation in HYDRODYNAMIC and case.discretisation.scheme not in (
-        "implicit_midpoint",
-        "crank_nicolson",
-        "implicit_euler",
-    ):
-        raise CaseError(
-            "discretisation.scheme",
-            f"{case.equation} needs a one-step scheme: "
-            "'implicit_midpoint' (default), 'crank_nicolson' or 'implicit_euler'",
-        )
-    if case.langevin is not None and case.mesh.type == "gmsh":
-        raise CaseError("langevin", "particles need a box domain (interval, rectangle or box mesh)")
+def _own_sections() -> tuple[str, ...]:
+    return tuple(k for e in EQUATIONS.values() for k in e.own)
+
+
+def case_from_dict(d: Mapping[str, Any], base_dir: Path, name: str = "case") -> Case:
+    """Validate a parsed TOML document against the schema of its equation's entry."""
+    check_keys(d, COMMON_SECTIONS + OPTIONAL_SECTIONS + _own_sections(), "")
+    equation = as_str(require(d, "equation", ""), "equation", tuple(EQUATIONS))
+    entry = EQUATIONS[equation]
+    for key in d:
+        if key not in COMMON_SECTIONS and key not in entry.sections and key not in entry.own:
+            users = " or ".join(repr(n) for n in equations_reading(key))
+            raise CaseError(key, f"applies to equation = {users} only")
+
+    def section(key: str, required: bool = False) -> Mapping[str, Any]:
+        if required:
+            require(d, key, "")
+        return as_table(d.get(key, {}), key)
+
+    mesh = MeshSpec.from_table(section("mesh", True), base_dir)
+    dim = mesh.dim
+    case = Case(
+        name=as_str(d.get("name", name), "name"),
+        equation=equation,
+        description=as_str(d.get("description", ""), "description"),
+        parameters=Parameters.from_table(section("parameters", True)),
+        mesh=mesh,
+        discretisation=Discretisation.from_table(
+            section("discretisation", True), entry.default_scheme, entry.schemes
+        ),
+        metric=MetricSpec.from_table(section("metric"), dim),
+        potential=PotentialSpec.from_table(section("potential"), dim),
+        initial=InitialSpec.from_table(section("initial", True), dim),
+        output=OutputSpec.from_table(section("output")),
+        solver=SolverSpec.from_table(section("solver")),
+        noise=NoiseSpec.from_table(section("noise"), dim),
+        boundary=BoundarySpec.from_table(section("boundary")),
+        langevin=LangevinSpec.from_table(section("langevin"), dim)
+        if "langevin" in d or "langevin" in entry.required
+        else None,
+        vacuum=VacuumSpec.from_table(section("vacuum")),
+        nonlinear=NonlinearSpec.from_table(section("nonlinear")),
+        own={key: parse(section(key)) for key, parse in entry.own.items()},
+    )
+    entry.rules(case)
+    return case
 
 
 def read_toml(path: Path) -> tuple[str, dict[str, Any]]:
@@ -594,9 +105,5 @@ def load_case(path: str | Path) -> Case:
     """Read and validate a case file; raises CaseError on any problem."""
     path = Path(path)
     text, d = read_toml(path)
-    case = Case.from_dict(d, path.resolve().parent, name=path.stem)
-    return _with_source(case, path, text)
-
-
-def _with_source(case: Case, path: Path, text: str) -> Case:
+    case = case_from_dict(d, path.resolve().parent, name=path.stem)
     return replace(case, path=path, text=text)

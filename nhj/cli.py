@@ -176,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from mpi4py import MPI
 
     from nhj.case import load_case
-    from nhj.problem import build
+    from nhj.registry import build
 
     try:
         case = load_case(args.case)

@@ -37,13 +37,13 @@ import ufl
 from dolfinx import fem
 from dolfinx.fem import petsc as fem_petsc
 
-from nhj.case import Case
+from nhj.sections import Case
 from nhj.covariant import Metric
 from nhj.diagnostics import global_scalar, quadrature
 from nhj.equations.learning import gibbs_log_weight
 from nhj.equations.schrodinger import Schrodinger
 from nhj.meshes import build_mesh
-from nhj.problem import boundary_conditions, make_loss, make_metric, make_potential
+from nhj.builders.common import boundary_conditions, make_loss, make_metric, make_potential
 from nhj.schema import CaseError
 from nhj.solvers import SolverError
 

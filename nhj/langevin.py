@@ -29,6 +29,9 @@ from mpi4py import MPI
 
 import numpy as np
 
+from nhj import backends
+from nhj.equations.learning import diffusion_tensor
+
 BLOCK = 4096
 FD_STEP = 1e-5
 
@@ -63,7 +66,7 @@ class LangevinModel:
     def diffusion(self, x: np.ndarray) -> np.ndarray:
         """D = (γ²/2) g⁻¹κg⁻¹ at points, (n, K, K)."""
         ginv, _ = self._ginv_sqrtg(x)
-        return 0.5 * self.gamma**2 * ginv @ self.kappa(x) @ ginv
+        return diffusion_tensor(ginv, self.kappa(x), self.gamma, backends.NUMPY)
 
     def grad_loss(self, x: np.ndarray) -> np.ndarray:
         """∇L̄ by central differences, (n, K)."""

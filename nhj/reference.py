@@ -17,34 +17,39 @@ import numpy as np
 import ufl
 from dolfinx import fem, la
 
-from nhj.case import Case, coordinate_names
+from nhj import backends
 from nhj.covariant import Metric
+from nhj.equations.learning import power_law_kappa
+from nhj.equations.potentials import harmonic
 from nhj.expressions import to_numpy
 from nhj.langevin import Ensemble, LangevinModel, chi2_pvalue, null_l1
 from nhj.schema import CaseError
+from nhj.sections import Case
+from nhj.tensors import coordinate_names, flat_frame, tensor_at
 
 TARGET_BINS = {1: 40, 2: 16, 3: 8}
 
 
 def _field(entries: Any) -> Any:
     """A case tensor as a numpy function of points (n, K) -> (n, K, K)."""
-    from nhj.problem import tensor_at
-
     return lambda x: tensor_at(entries, x)
 
 
 def langevin_model(case: Case) -> LangevinModel:
-    """The coefficients of (2.5) for a Fokker–Planck case, as numpy functions."""
+    """The coefficients of (2.5) for a Fokker–Planck case, as numpy functions.
+
+    The loss and κ come from the same formulas as the finite-element forms
+    (:func:`nhj.equations.potentials.harmonic`, the power law (2.9) of
+    :mod:`nhj.equations.learning`), evaluated with the numpy backend.
+    """
     dim, par, pot = case.dim, case.parameters, case.potential
     names = coordinate_names(dim)
-    L = None
-    if case.metric.entries is not None and case.metric.is_constant:
-        L = np.linalg.cholesky(np.array(case.metric.entries, dtype=float)).T
+    L = flat_frame(case.metric.entries)
 
     def loss(x: np.ndarray) -> np.ndarray:
         if pot.curvature is not None:
             y = x @ L.T if L is not None else x
-            return 0.5 * np.sum(np.asarray(pot.curvature) * y**2, axis=1)
+            return np.asarray(harmonic(pot.curvature, y.T), dtype=float)
         env = {n: x[:, i] for i, n in enumerate(names)}
         return np.broadcast_to(to_numpy(pot.loss, {**env, **par.values()}), len(x))
 
@@ -56,9 +61,8 @@ def langevin_model(case: Case) -> LangevinModel:
 
         def kappa(x: np.ndarray) -> np.ndarray:
             if metric is None:
-                return np.broadcast_to(np.eye(dim) / par.beta, (len(x), dim, dim))
-            w, Q = np.linalg.eigh(metric(x))
-            return (Q * w[:, None, :] ** power) @ np.swapaxes(Q, 1, 2) / par.beta
+                return power_law_kappa(np.broadcast_to(np.eye(dim), (len(x), dim, dim)), par.beta)
+            return power_law_kappa(backends.NUMPY.matrix_power(metric(x), power), par.beta)
 
     constant = case.metric.is_constant and (
         case.noise.kappa is None or all(isinstance(e, float) for r in case.noise.kappa for e in r)
@@ -188,24 +192,6 @@ def sampler(case: Case, p: fem.Function) -> Any:
         return np.concatenate(out)[:n]
 
     return rejection
-
-
-class ParticleStepper:
-    """Advance the ensemble by one output-grid step dt (many Euler–Maruyama steps)."""
-
-    def __init__(
-        self, ensemble: Ensemble, dt: float, dt_particles: float, after: Any = None
-    ) -> None:
-        self.ensemble, self.dt, self.dt_particles, self.after = ensemble, dt, dt_particles, after
-        self.t, self.steps = 0.0, 0
-
-    def advance(self) -> None:
-        """One step of size dt."""
-        self.steps += 1
-        self.t = self.steps * self.dt
-        self.ensemble.advance(self.t, self.dt_particles)
-        if self.after is not None:
-            self.after()
 
 
 class ParticleMoments:

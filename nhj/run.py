@@ -1,14 +1,14 @@
-"""Run one case: build, step, write the result directory.
+"""Run one case: build it, drive the simulation, write the result directory.
 
-The loop stops on simulated time (t_end), and optionally on wall time; the
-wall-clock decision is broadcast from rank 0 so every rank takes the same
-branch. Diagnostics and fields are scheduled handlers.
+case → registry entry → builder (:class:`nhj.problem.Problem`) → stepper
+(:func:`nhj.simulation.make_stepper`) → :class:`nhj.simulation.Simulation` with
+the observers of a run (diagnostics rows, fields, progress) → summary.json and
+final.vtu. The loop itself is in :mod:`nhj.simulation`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -18,21 +18,20 @@ from mpi4py import MPI
 from dolfinx import fem
 
 import nhj
-from nhj.case import Case
 from nhj.diagnostics import Functionals
 from nhj.output import DiagnosticsCSV, ResultDir, VTXFields, write_gathered_vtu
-from nhj.problem import Problem, build
-from nhj.solvers import SolverError
-from nhj.stepper import StepFailure, TimeStepper
+from nhj.problem import Problem
+from nhj.registry import build, entry
+from nhj.sections import Case
+from nhj.simulation import Progress, Simulation, Stepper, Stop, default_every, make_stepper
 
 log = logging.getLogger(__name__)
 
 
 def versions() -> dict[str, str]:
     """Versions of nhj and the numerical stack, for provenance."""
-    from petsc4py import PETSc
-
     import dolfinx
+    from petsc4py import PETSc
 
     return {
         "nhj": nhj.__version__,
@@ -46,7 +45,8 @@ class Fields:
 
     def __init__(self, problem: Problem) -> None:
         degree = problem.case.discretisation.degree
-        self.functions, self._exprs = [], []
+        self.functions: list[fem.Function] = []
+        self._exprs: list[fem.Expression] = []
         for name, e in problem.fields.items():
             space = fem.functionspace(problem.msh, ("Lagrange", degree, e.ufl_shape))
             self.functions.append(fem.Function(space, name=name))
@@ -58,9 +58,35 @@ class Fields:
             f.interpolate(e)
 
 
-def default_every(steps: int) -> int:
-    """About 20 output rows per run."""
-    return max(1, math.ceil(steps / 20))
+class Diagnostics:
+    """One row of global scalars: the equation's functionals, its monitors, the stepper's figures.
+
+    Also tracks the largest relative drift of the conserved functionals since t = 0.
+    """
+
+    def __init__(self, problem: Problem, stepper: Stepper) -> None:
+        sd = problem.semidiscrete
+        self.functionals = Functionals(problem.u0, sd.functionals if sd is not None else {})
+        self.monitors, self.stepper = problem.monitors, stepper
+        self.columns = [
+            *self.functionals.forms,
+            *(c for m in problem.monitors for c in m.columns),
+            *stepper.columns,
+        ]
+        self.first: dict[str, float] = {}
+        self.drift = {k: 0.0 for k in problem.conserved}
+
+    def __call__(self, t: float) -> dict[str, Any]:
+        """The row at time t (collective)."""
+        vals: dict[str, Any] = self.functionals()
+        for monitor in self.monitors:
+            vals.update(monitor(t))
+        vals.update(self.stepper.diagnostics())
+        for k in self.drift:
+            self.first.setdefault(k, vals[k])
+            scale = abs(self.first[k]) if self.first[k] != 0 else 1.0
+            self.drift[k] = max(self.drift[k], abs(vals[k] - self.first[k]) / scale)
+        return vals
 
 
 def run_case(
@@ -77,7 +103,6 @@ def run_case(
     steps, dt = disc.steps, disc.dt_used
     result = ResultDir(out, comm)
     result.create(case.text)
-    u = problem.u0
     summary: dict[str, Any] = {
         "case": case.name,
         "equation": case.equation,
@@ -105,96 +130,40 @@ def run_case(
     }
     result.write_json("summary.json", summary)
 
-    sd = problem.semidiscrete
-    functionals = Functionals(u, sd.functionals if sd is not None else {})
-    first: dict[str, float] = {}
-    drift = {k: 0.0 for k in problem.conserved}
-
-    def diagnostics(t: float) -> dict[str, Any]:
-        vals: dict[str, Any] = functionals()
-        for monitor in problem.monitors:
-            vals.update(monitor(t))
-        for k in drift:
-            first.setdefault(k, vals[k])
-            scale = abs(first[k]) if first[k] != 0 else 1.0
-            drift[k] = max(drift[k], abs(vals[k] - first[k]) / scale)
-        return vals
-
-    columns = [*functionals.forms, *(c for m in problem.monitors for c in m.columns)]
+    stepper = make_stepper(problem, entry(case.equation).stepper)
+    diagnostics = Diagnostics(problem, stepper)
     every = case.output.every or default_every(steps)
-    handlers: list[Any] = [DiagnosticsCSV(result, columns, diagnostics, every)]
+    rows = DiagnosticsCSV(result, diagnostics.columns, diagnostics, every)
+    observers: list[Any] = [rows]
     fields = Fields(problem)
     if case.output.fields:
-        handlers.append(
+        observers.append(
             VTXFields(result, fields.functions, fields.update, case.output.fields_every or every)
         )
-    stepper = problem.stepper or TimeStepper(
-        sd, disc.scheme, u, dt, problem.bcs, case.solver.petsc_options
-    )
+    observers.append(Progress(every, steps, lambda: rows.rows[-1]))
     log.info(
         "%s: %s, %d dofs on %d rank(s), %d steps of dt=%g (%s)",
-        case.name,
-        case.equation,
-        problem.dofs,
-        comm.size,
-        steps,
-        dt,
-        disc.scheme,
-    )
-    for h in handlers:
-        h(0.0, 0)
-    status, message = "completed", ""
-    t_loop = time.perf_counter()
-    try:
-        for step in range(1, steps + 1):
-            stepper.advance()
-            last = step == steps
-            for h in handlers:
-                if h.due(step, last):
-                    h(stepper.t, step)
-            if step % every == 0 or last:
-                _progress(step, steps, stepper.t, t_loop, handlers[0].rows[-1])
-            if max_wall_s is not None and not last:
-                out_of_time = comm.bcast(time.perf_counter() - t0 > max_wall_s, root=0)
-                if out_of_time:
-                    status, message = "failed", f"wall-time limit {max_wall_s:g} s reached"
-                    handlers[0](stepper.t, step)
-                    break
-    except StepFailure as e:  # says where and when itself
-        status, message = "failed", str(e)
-    except SolverError as e:
-        status, message = "failed", f"{e} at t = {stepper.t:g}"
-    finally:
-        for h in handlers:
-            h.close()
-        if hasattr(stepper, "close"):
-            stepper.close()
+        case.name, case.equation, problem.dofs, comm.size, steps, dt, disc.scheme,
+    )  # fmt: skip
+    with Simulation(stepper, observers, comm, dt=dt, started=t0) as sim:
+        outcome = sim.run(Stop(steps=steps, wall_s=max_wall_s))
+        stats = dict(stepper.stats)
     fields.update()
     write_gathered_vtu(result.path / "final.vtu", fields.functions)
-    last_row = handlers[0].rows[-1]
-    summary.update({k: v for k, v in last_row.items() if k not in ("step", "t")})
-    summary.update({f"{k}_drift": v for k, v in drift.items()})
-    summary.update(getattr(stepper, "stats", {}))
+    summary.update({k: v for k, v in rows.rows[-1].items() if k not in ("step", "t")})
+    summary.update({f"{k}_drift": v for k, v in diagnostics.drift.items()})
+    summary.update(stats)
     summary.update(
-        status=status,
-        message=message,
-        steps=stepper.steps,
-        t_final=stepper.t,
+        status=outcome.status,
+        message=outcome.message,
+        steps=outcome.steps,
+        t_final=outcome.t,
         wall_s=comm.bcast(time.perf_counter() - t0, root=0),
     )
     result.write_json("summary.json", summary)
-    if status == "failed":
-        log.error("%s: %s", case.name, message)
+    if outcome.status == "failed":
+        log.error("%s: %s", case.name, outcome.message)
     return summary
 
 
-def _progress(step: int, steps: int, t: float, t_loop: float, row: dict[str, Any]) -> None:
-    elapsed = time.perf_counter() - t_loop
-    eta = elapsed / step * (steps - step)
-    values = "  ".join(
-        f"{k}={v:.6g}" for k, v in row.items() if k not in ("step", "t") and v is not None
-    )
-    log.info("step %d/%d  t=%.4g  %s  [%.1fs, eta %.1fs]", step, steps, t, values, elapsed, eta)
-
-
-__all__ = ["Fields", "run_case"]
+__all__ = ["Fields", "run_case", "versions"]

@@ -149,6 +149,10 @@ class NewtonSolver:
         for k, v in options.items():
             opts[f"{prefix}{k}"] = v
         self.ksp.setFromOptions()
+        # As LinearProblem does: the options live in the KSP now, not in the global
+        # database, where they would outlive this solver and leak into the next one.
+        for k in options:
+            del opts[f"{prefix}{k}"]
         self.ksp.setOperators(self.A)
         self.iterations, self.factorisations = 0, 0
         self.stale = True

@@ -18,8 +18,26 @@ import ufl
 from dolfinx import fem
 
 from nhj.equations.base import SemiDiscrete
+from nhj.langevin import Ensemble
 from nhj.solvers import ConstantMatrixProblem, NewtonFailure, NewtonSolver, SolverError
 from nhj.timeschemes import get_scheme
+
+
+@dataclass
+class StepperState:
+    """What a stepper needs to continue a run: time, step count and this rank's arrays.
+
+    Attributes:
+        t: Simulated time.
+        steps: Output steps taken.
+        arrays: Named local arrays (owned and ghost entries), copied.
+        extra: Further numbers (step sizes, statistics).
+    """
+
+    t: float
+    steps: int
+    arrays: dict[str, np.ndarray]
+    extra: dict[str, Any]
 
 
 class TimeStepper:
@@ -69,6 +87,30 @@ class TimeStepper:
         """
         for name in list(self._problems):
             del self._problems[name]
+
+    columns: tuple[str, ...] = ()
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Nothing to report beyond steps: one factorised solve per step."""
+        return {}
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Per-output-step figures of the stepper (none for a linear one)."""
+        return {}
+
+    def get_state(self) -> StepperState:
+        """u and the history of a multi-step scheme."""
+        arrays = {"u": self.u.x.array.copy()}
+        arrays.update({f"history_{k}": h.x.array.copy() for k, h in enumerate(self.history)})
+        return StepperState(self.t, self.steps, arrays, {"dt": float(self.dt.value)})
+
+    def set_state(self, state: StepperState) -> None:
+        """Continue from ``state`` (same mesh and partition)."""
+        self.u.x.array[:] = state.arrays["u"]
+        for k, h in enumerate(self.history):
+            h.x.array[:] = state.arrays[f"history_{k}"]
+        self.t, self.steps = state.t, state.steps
 
     def advance(self) -> None:
         """Take one step of size dt."""
@@ -184,9 +226,33 @@ class AdaptiveStepper:
         }
         self.last_iterations = 0
 
+    columns = ("newton_iterations", "rejected_steps")
+
     def close(self) -> None:
         """Destroy the solver (collective)."""
         self.newton.close()
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Newton iterations of the last output step and rejected sub-steps so far."""
+        return {
+            "newton_iterations": self.last_iterations,
+            "rejected_steps": self.stats["rejected"],
+        }
+
+    def get_state(self) -> StepperState:
+        """u, the previous accepted state (for the predictor), h and the statistics."""
+        arrays = {"u": self.u.x.array.copy(), "previous": self._previous.x.array.copy()}
+        extra = {"h": self.h, "h_previous": self._h_previous, "stats": dict(self.stats)}
+        return StepperState(self.t, self.steps, arrays, extra)
+
+    def set_state(self, state: StepperState) -> None:
+        """Continue from ``state``; the Jacobian is refactorised at the next solve."""
+        self.u.x.array[:] = state.arrays["u"]
+        self._previous.x.array[:] = state.arrays["previous"]
+        self.h, self._h_previous = state.extra["h"], state.extra["h_previous"]
+        self.stats = dict(state.extra["stats"])
+        self.t, self.steps = state.t, state.steps
+        self.newton.stale = True
 
     def _predict(self, h: float) -> np.ndarray | None:
         """Linear extrapolation of the last two accepted states to t + h (None at the start)."""
@@ -266,3 +332,60 @@ class AdaptiveStepper:
         self.stats["factorisations"] = self.newton.factorisations
         self.steps += 1
         self.t = self.steps * self.dt_out
+
+
+class ParticleStepper:
+    """Advance a Langevin ensemble (2.5) by one output step dt (many Euler–Maruyama steps).
+
+    ``after`` runs after every step (the histogram density on the mesh).
+    """
+
+    columns: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        ensemble: Ensemble,
+        dt: float,
+        dt_particles: float,
+        after: Callable[[], None] | None = None,
+    ) -> None:
+        self.ensemble, self.dt, self.dt_particles, self.after = ensemble, dt, dt_particles, after
+        self.t, self.steps = 0.0, 0
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Nothing beyond steps."""
+        return {}
+
+    def diagnostics(self) -> dict[str, Any]:
+        """No per-step figures (the moments are a monitor)."""
+        return {}
+
+    def close(self) -> None:
+        """Nothing to destroy."""
+
+    def advance(self) -> None:
+        """One step of size dt."""
+        self.steps += 1
+        self.t = self.steps * self.dt
+        self.ensemble.advance(self.t, self.dt_particles)
+        if self.after is not None:
+            self.after()
+
+    def get_state(self) -> StepperState:
+        """Positions, the absorbed mask and each block's random stream."""
+        e = self.ensemble
+        arrays = {"x": e.x.copy(), "alive": e.alive.copy()}
+        rngs = [r.bit_generator.state for r in e.rngs]
+        return StepperState(self.t, self.steps, arrays, {"rngs": rngs, "ensemble_t": e.t})
+
+    def set_state(self, state: StepperState) -> None:
+        """Continue from ``state``: the particles and their streams continue bit-identically."""
+        e = self.ensemble
+        e.x, e.alive = state.arrays["x"].copy(), state.arrays["alive"].copy()
+        for r, st in zip(e.rngs, state.extra["rngs"], strict=True):
+            r.bit_generator.state = st
+        e.t = state.extra["ensemble_t"]
+        self.t, self.steps = state.t, state.steps
+        if self.after is not None:
+            self.after()

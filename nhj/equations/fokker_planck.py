@@ -63,3 +63,12 @@ class FokkerPlanck:
             linear=True,
             functionals={"mass": self.total, "mean_loss": self.mean_loss},
         )
+
+
+def invariant_density(N: Any, sqrt_g: Any) -> Any:
+    """p = N/√g: the density of (2.7) (with respect to √g dq) of a coordinate density N.
+
+    A normally distributed q has the coordinate density N; (2.7) evolves the
+    invariant density p, whose measure is p √g dq = N dq.
+    """
+    return N / sqrt_g

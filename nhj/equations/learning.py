@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import ufl
 
+from nhj import backends
 from nhj.covariant import Metric
-from nhj.schema import CaseError
 
 
-def matrix_power(metric: Metric, power: float, field: str = "noise.alpha") -> Any:
+def matrix_power(metric: Metric, power: float) -> Any:
     """g^power as a UFL tensor (δ-lowered indices).
 
     A constant metric takes any real power (eigen-decomposition in numpy); a
@@ -38,8 +38,7 @@ def matrix_power(metric: Metric, power: float, field: str = "noise.alpha") -> An
         return ufl.as_matrix((Q * w**power) @ Q.T)
     frac = Fraction(power).limit_denominator(1000)
     if frac.denominator != 1:
-        raise CaseError(
-            field,
+        raise ValueError(
             f"a position-dependent metric needs 1/alpha to be a positive "
             f"integer (alpha = 1, 1/2, 1/3, ...); got 1/alpha = {power:g}",
         )
@@ -58,20 +57,38 @@ def noise_tensor(metric: Metric, alpha: float | None, beta: float, kappa: Any = 
     if kappa is not None:
         return kappa
     if alpha is None or alpha <= 0:
-        raise CaseError("noise.kappa", "is required when alpha = 0 (g = δ and κ is given)")
-    return matrix_power(metric, 1.0 / alpha) / beta
+        raise ValueError("kappa is required when alpha = 0 (g = δ and κ is given)")
+    return power_law_kappa(matrix_power(metric, 1.0 / alpha), beta)
+
+
+def power_law_kappa(g_power: Any, beta: float) -> Any:
+    """κ = g^{1/α}/β of the power law (2.9), given g^{1/α} (UFL or numpy values)."""
+    return g_power / beta
+
+
+def diffusion_tensor(ginv: Any, kappa: Any, gamma: float, M: Any = backends.UFL) -> Any:
+    """D = (γ²/2) g⁻¹κg⁻¹ (half the covariance rate Σ of (2.8)) in the backend ``M``."""
+    return 0.5 * gamma**2 * M.dot(ginv, M.dot(kappa, ginv))
 
 
 def diffusion(metric: Metric, kappa: Any, gamma: float) -> Any:
     """D^{μν} = (γ²/2) g^{μα} κ_{αβ} g^{βν} (half the covariance rate Σ of (2.8))."""
-    ginv = metric.inverse()
-    return 0.5 * gamma**2 * ufl.dot(ginv, ufl.dot(kappa, ginv))
+    return diffusion_tensor(metric.inverse(), kappa, gamma)
 
 
 def fisher(metric: Metric, kappa: Any, gamma: float) -> Any:
     """F^{μν} = m D g D = (γ³/4) g⁻¹κg⁻¹κg⁻¹ of the neural potential (5.3), m = 1/γ (3.13)."""
     D = diffusion(metric, kappa, gamma)
     return ufl.dot(D, ufl.dot(metric.tensor(), D)) / gamma
+
+
+def fisher_tensor(
+    metric: Metric, alpha: float, beta: float, gamma: float, kappa: Any = None
+) -> Any:
+    """F of (5.3): the power-law closed form when κ follows (2.9), else m D g D of κ."""
+    if kappa is None:
+        return fisher_power_law(metric, alpha, beta, gamma)
+    return fisher(metric, kappa, gamma)
 
 
 def fisher_power_law(metric: Metric, alpha: float, beta: float, gamma: float) -> Any:
@@ -92,3 +109,8 @@ def drift(metric: Metric, loss: Any, gamma: float) -> Any:
 def gibbs_log_weight(loss: Any, gamma: float, beta: float) -> Any:
     """−2βL̄/γ: the log of the unnormalised stationary density of (2.7) for α = 1."""
     return -2.0 * beta * loss / gamma
+
+
+def temperature(gamma: float, beta: float) -> float:
+    """T = γ/2β: the Gibbs density of (2.7) for α = 1 is ∝ exp(−L̄/T) = exp(−2βL̄/γ)."""
+    return gamma / (2.0 * beta)

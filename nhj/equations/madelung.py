@@ -45,6 +45,7 @@ import ufl
 
 from nhj.covariant import Metric
 from nhj.equations.base import SemiDiscrete
+from nhj.equations.schrodinger import wavefunction
 
 
 @dataclass(frozen=True)
@@ -59,13 +60,24 @@ class Vacuum:
 
     nu: float = 0.0
 
+    @classmethod
+    def scaled(cls, nu0: float, R_max: float, h: float, ell: float, degree: int) -> Vacuum:
+        """ν_h = ν₀ max R₀ ℓ² (h/ℓ)^{k+1}: relative to the amplitude and domain size ℓ.
+
+        It vanishes under refinement (cell size h) at the order k + 1 of
+        degree-k elements, so the phase diffusion is a consistent perturbation.
+        """
+        return cls(nu=nu0 * R_max * ell**2 * (h / ell) ** (degree + 1))
+
 
 @dataclass(frozen=True)
-class NeuralHJ:
-    """Parameters of (3.7) + (5.2): metric g, potential V (UFL), Fisher tensor F, γ, ħ.
+class Madelung:
+    """(3.7) + (5.2) in (√p, S): metric g, potential V (UFL), Fisher tensor F, γ, ħ.
 
-    ħ only enters through ψ = R e^{iS/ħ} (3.10) in the outputs; the dynamics
-    sees ħ and m through F.
+    The Madelung pair (3.7)–(3.9) is F = (ħ²/4m) g⁻¹; any other F (from a
+    noise tensor κ by (5.3)) is the neural Hamilton–Jacobi equation. ħ only
+    enters through ψ = R e^{iS/ħ} (3.10) in the outputs; the dynamics sees ħ
+    and m through F.
     """
 
     metric: Metric
@@ -121,8 +133,11 @@ class NeuralHJ:
 
     def wavefunction(self, u: Any) -> Any:
         """ψ = √p e^{iS/ħ} (3.10) as the real pair (Re ψ, Im ψ)."""
-        R, S = u[0], u[1]
-        return ufl.as_vector((R * ufl.cos(S / self.hbar), R * ufl.sin(S / self.hbar)))
+        return wavefunction(u[0], u[1], self.hbar)
+
+    def density_and_phase_gradient(self, u: Any) -> tuple[Any, Any]:
+        """(p, ∇S) = (R², ∇S), to compare with the wave form's (|ψ|², ħ∇arg ψ)."""
+        return u[0] ** 2, ufl.grad(u[1])
 
     def semidiscrete(self, space: Any) -> SemiDiscrete:
         """The labelled pieces for the time schemes (state-dependent mass)."""

@@ -69,6 +69,19 @@ class Schrodinger:
         """S = ħ arg ψ (3.10), wrapped to (−πħ, πħ]."""
         return self.hbar * ufl.atan2(u[1], u[0])
 
+    def density_and_phase_gradient(self, u: Any, floor: Any = 0.0) -> tuple[Any, Any]:
+        """(|ψ|², ħ∇arg ψ) of (3.10), with ħ∇arg ψ = ħ(ψ_r∇ψ_i − ψ_i∇ψ_r)/|ψ|² (no branch cut).
+
+        Where |ψ|² underflows the quotient is 0/0; it is taken as 0 where
+        |ψ|² ≤ ``floor`` (a UFL constant or number ≥ 0), so that a weight
+        vanishing there cannot multiply a NaN.
+        """
+        p = self.density(u)
+        flux = u[0] * ufl.grad(u[1]) - u[1] * ufl.grad(u[0])
+        chi = ufl.conditional(ufl.gt(p, floor), 1.0, 0.0)
+        safe = ufl.conditional(ufl.gt(p, floor), p, 1.0)  # never 0: no 0/0 anywhere
+        return p, self.hbar * chi * flux / safe
+
     def semidiscrete(self, space: Any) -> SemiDiscrete:
         """The labelled pieces for the time schemes."""
         return SemiDiscrete(
@@ -78,3 +91,13 @@ class Schrodinger:
             linear=True,
             functionals={"mass": self.norm2, "energy": self.energy},
         )
+
+
+def wrapped(S: Any, hbar: Any) -> Any:
+    """S wrapped to (−πħ, πħ] like ħ arg ψ, to show a (√p, S) phase beside a wave's."""
+    return hbar * ufl.atan2(ufl.sin(S / hbar), ufl.cos(S / hbar))
+
+
+def wavefunction(R: Any, S: Any, hbar: Any) -> Any:
+    """ψ = √p e^{iS/ħ} (3.10) from R = √p and S, as the real pair (Re ψ, Im ψ)."""
+    return ufl.as_vector((R * ufl.cos(S / hbar), R * ufl.sin(S / hbar)))

@@ -1,0 +1,164 @@
+"""Builders and registry entries of the covariant Fokker–Planck equation (2.7) and of
+its particle reference, the Langevin equation (2.5)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from dolfinx import fem
+
+from nhj import backends
+from nhj.builders.common import (
+    boundary_conditions,
+    initial_values,
+    interpolate_checked,
+    make_loss,
+    make_noise,
+    normalise,
+)
+from nhj.covariant import Metric
+from nhj.diagnostics import ExactError, GibbsDistance, MinValue
+from nhj.equations.fokker_planck import FokkerPlanck, invariant_density
+from nhj.equations.learning import diffusion, gibbs_log_weight, temperature
+from nhj.exact import OrnsteinUhlenbeck
+from nhj.problem import Equation, Particles, Problem
+from nhj.reference import HistogramDensity, LangevinComparison, ParticleMoments
+from nhj.schema import CaseError
+from nhj.sections import Case
+from nhj.tensors import is_constant, sqrt_det_at
+
+
+def ornstein_uhlenbeck(case: Case) -> OrnsteinUhlenbeck | None:
+    """The exact Gaussian transient of a quadratic loss on the flat metric, if it applies."""
+    if not exact(case):
+        return None
+    init, par = case.initial, case.parameters
+    K = (
+        np.eye(case.dim) / par.beta
+        if case.noise.kappa is None
+        else np.array(case.noise.kappa, dtype=float)
+    )
+    assert case.potential.curvature is not None  # exact() requires it
+    return OrnsteinUhlenbeck(init.center, init.width, case.potential.curvature, K, par.gamma)
+
+
+def build(case: Case, msh: Any, metric: Metric) -> Problem:
+    """p in P_k, zero flux on ∂Ω by default (then ∫p√g is conserved)."""
+    par, degree, init = case.parameters, case.discretisation.degree, case.initial
+    loss = make_loss(case, msh)
+    kappa = make_noise(case, msh, metric)
+    eq = FokkerPlanck(metric, loss, diffusion(metric, kappa, par.gamma), par.gamma)
+    space = fem.functionspace(msh, ("Lagrange", degree))
+    u0 = fem.Function(space, name="p")
+    if init.kind == "gaussian":
+        normal = OrnsteinUhlenbeck(
+            init.center, init.width, (1.0,) * case.dim, np.eye(case.dim), par.gamma
+        )
+        C = normal.coefficients(0.0)
+        u0.interpolate(
+            lambda x: invariant_density(
+                normal.density(x, C, backends.NUMPY), sqrt_det_at(case.metric.entries, x)
+            )
+        )
+    else:
+        interpolate_checked(u0, lambda x: initial_values(case, x))
+        normalise(u0, eq.total, 1.0)
+    bcs = boundary_conditions(case, space, "zero_flux", 0.0)
+    for bc in bcs:
+        bc.set(u0.x.array)
+    monitors: list[Any] = [MinValue(u0, "min_p")]
+    state = ornstein_uhlenbeck(case)
+    if state is not None:
+        monitors.append(ExactError(u0, state, metric, degree))
+    if case.noise.alpha == 1 and case.noise.kappa is None and not bcs:
+        logw = gibbs_log_weight(loss, par.gamma, par.beta)
+        T = temperature(par.gamma, par.beta)
+        monitors.append(GibbsDistance(u0, logw, loss, T, metric, degree))
+    if case.langevin is not None:
+        monitors.append(LangevinComparison(case, u0, metric))
+    return Problem(
+        case, msh, metric, space, u0, bcs, eq, eq.semidiscrete(space),
+        fields={"p": u0},
+        conserved=("mass",) if not bcs else (),
+        monitors=monitors,
+        info={"alpha": case.noise.alpha},
+    )  # fmt: skip
+
+
+def exact(case: Case) -> bool:
+    """Ornstein–Uhlenbeck: a Gaussian start, quadratic loss, flat g, constant κ."""
+    return (
+        case.initial.kind == "gaussian"
+        and case.potential.curvature is not None
+        and case.metric.entries is None
+        and case.output.exact
+        and is_constant(case.noise.kappa)
+    )
+
+
+def build_langevin(case: Case, msh: Any, metric: Metric) -> Problem:
+    """Particles of (2.5) alone: moments with standard errors and a histogram density."""
+    space = fem.functionspace(msh, ("DG", 0))
+    density = fem.Function(space, name="p")
+    probe = fem.Function(fem.functionspace(msh, ("Lagrange", 1)))  # bins need a p to compare
+    comparison = LangevinComparison(case, probe, metric)
+    mid = np.mean(msh.geometry.x[msh.geometry.dofmaps[0]], axis=1)
+    sqrt_g = np.broadcast_to(sqrt_det_at(case.metric.entries, mid.T), (len(mid),)).astype(float)
+    update = HistogramDensity(comparison, density, sqrt_g)
+    update()
+    ensemble = comparison.ensemble
+    spec = case.langevin
+    assert spec is not None  # the registry entry requires the [langevin] section
+    disc = case.discretisation
+    return Problem(
+        case, msh, metric, space, density, [], ensemble.model, None,
+        fields={"p": density},
+        conserved=("mass",),
+        monitors=[ParticleMoments(ensemble, case.dim)],
+        info={"alpha": case.noise.alpha, "particles": spec.particles, "seed": spec.seed},
+        particles=Particles(ensemble, spec.dt or disc.dt_used / 4, update),
+    )  # fmt: skip
+
+
+def density_rules(case: Case) -> None:
+    """Both equations move a density under the loss L̄: they need L̄ and a density start."""
+    pot = case.potential
+    if not pot.has_loss:
+        bad = "V" if pot.V is not None else "omega" if pot.omega is not None else "loss"
+        raise CaseError(
+            f"potential.{bad}",
+            f"{case.equation} needs the average loss: give "
+            "potential.loss (an expression) or potential.curvature",
+        )
+    if case.initial.kind == "coherent" or any(case.initial.momentum):
+        raise CaseError(
+            "initial.kind",
+            f"{case.equation} takes a density: kind = "
+            "'gaussian' (center, width) or 'expression' (p)",
+        )
+    if case.langevin is not None and case.mesh.type == "gmsh":
+        raise CaseError("langevin", "particles need a box domain (interval, rectangle or box mesh)")
+
+
+FOKKER_PLANCK = Equation(
+    name="fokker_planck",
+    summary="covariant Fokker-Planck (2.7) of noisy gradient descent",
+    build=build,
+    stepper="linear",
+    default_scheme="crank_nicolson",
+    sections=("noise", "langevin"),
+    rules=density_rules,
+    exact=exact,
+)
+
+LANGEVIN = Equation(
+    name="langevin",
+    summary="Langevin particles (2.5), the reference for (2.7)",
+    build=build_langevin,
+    stepper="particles",
+    default_scheme="crank_nicolson",
+    sections=("noise", "langevin"),
+    required=("langevin",),
+    rules=density_rules,
+)

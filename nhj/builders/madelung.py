@@ -1,0 +1,141 @@
+"""Builders and registry entries of Madelung (3.7)–(3.9) and neural HJ (3.7) + (5.2).
+
+``madelung`` is the α = 1 case of ``neural_hj`` (F = (ħ²/4m) g⁻¹), one
+equation module with two entries. Both need the adaptive Newton stepper; the
+node guard and the ψ-weighted error norm come from
+:mod:`nhj.equations.madelung_nodes`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import partial
+from typing import Any
+
+import numpy as np
+from dolfinx import fem
+
+from nhj import backends
+from nhj.builders.common import (
+    boundary_conditions,
+    gaussian_exact,
+    gaussian_state,
+    initial_phase,
+    initial_mass,
+    initial_values,
+    interpolate_checked,
+    make_noise,
+    make_potential,
+    mesh_scales,
+    owned_max,
+)
+from nhj.covariant import Metric
+from nhj.diagnostics import ExactError
+from nhj.equations.learning import fisher_tensor
+from nhj.equations.madelung import Madelung, Vacuum
+from nhj.equations.madelung_nodes import NodeGuard, wavefunction_error
+from nhj.exact import GaussianState
+from nhj.problem import Equation, Problem, StepHooks
+from nhj.schema import CaseError
+from nhj.sections import Case
+
+
+def hydrodynamic_state(case: Case, u0: fem.Function, state: GaussianState | None) -> bool:
+    """Interpolate u₀ = (√p₀, S₀) into u0; whether √p₀ still needs normalising."""
+    par = case.parameters
+    if state is not None:
+        C = state.coefficients(0.0)
+
+        def exact_values(x: np.ndarray) -> np.ndarray:
+            A, phase = state.amplitude_phase(x, C, backends.NUMPY)  # unwrapped: S smooth
+            return np.vstack((A, par.hbar * phase))
+
+        u0.interpolate(exact_values)
+        return False
+
+    def values(x: np.ndarray) -> np.ndarray:
+        R = np.sqrt(initial_values(case, x))
+        return np.vstack((R, initial_phase(case, x, R.shape)))
+
+    interpolate_checked(u0, values)
+    return True
+
+
+def build(case: Case, msh: Any, metric: Metric) -> Problem:
+    """(√p, S) in P_k×2 with √p = 0 on ∂Ω unless zero_flux; F from κ by (5.3)."""
+    par, degree, noise = case.parameters, case.discretisation.degree, case.noise
+    kappa = None if noise.kappa is None else make_noise(case, msh, metric)
+    try:
+        F = fisher_tensor(metric, noise.alpha, par.beta, par.gamma, kappa)
+    except ValueError as e:
+        raise CaseError("noise.alpha", str(e)) from None
+    space = fem.functionspace(msh, ("Lagrange", degree, (2,)))
+    eq = Madelung(metric, make_potential(case, msh, metric), F, par.gamma, par.hbar)
+    u0 = fem.Function(space, name="R_S")
+    state = gaussian_state(case)
+    if hydrodynamic_state(case, u0, state):
+        # ∫R²√g = 1: scale R only (S is a phase)
+        u0.x.array.reshape(-1, 2)[:, 0] /= np.sqrt(initial_mass(u0, eq.total))
+    h, ell = mesh_scales(msh)
+    vacuum = Vacuum.scaled(case.vacuum.nu, owned_max(u0, 0, 2), h, ell, degree)
+    eq = replace(eq, vacuum=vacuum)
+    bcs = boundary_conditions(case, space.sub(0), "dirichlet", 0.0)
+    for bc in bcs:  # √p = 0 on ∂Ω from t = 0, like ψ for (3.11)
+        bc.set(u0.x.array)
+    guard = NodeGuard(u0, case.nonlinear.node_threshold)
+    monitors: list[Any] = []
+    if exact(case):
+        monitors.append(
+            ExactError(eq.wavefunction(u0), state, metric, degree, msh=msh, density=eq.density(u0))
+        )
+    return Problem(
+        case, msh, metric, space, u0, bcs, eq, eq.semidiscrete(space),
+        fields={"p": eq.density(u0), "S": u0[1], "velocity": eq.velocity(u0)},
+        conserved=("mass", "energy"),
+        monitors=monitors,
+        info={"alpha": noise.alpha if noise.kappa is None else None, "vacuum_nu": vacuum.nu},
+        hooks=StepHooks(
+            guard=guard, hint=guard.explain, error_norm=partial(wavefunction_error, hbar=par.hbar)
+        ),
+    )  # fmt: skip
+
+
+def exact(case: Case) -> bool:
+    """The Gaussian state is exact for the quantum regime: α = 1, κ from the power law."""
+    quantum = case.noise.alpha == 1 and case.noise.kappa is None  # Q_N = Q of (3.9)
+    return quantum and gaussian_exact(case)
+
+
+def madelung_rules(case: Case) -> None:
+    """Madelung is α = 1 with κ = g/β; anything else is neural_hj."""
+    if case.noise.alpha != 1 or case.noise.kappa is not None:
+        bad = "noise.alpha" if case.noise.alpha != 1 else "noise.kappa"
+        raise CaseError(
+            bad,
+            "madelung is alpha = 1 (kappa = g/beta); use equation = "
+            "'neural_hj' for other regimes or a given kappa",
+        )
+
+
+SECTIONS = ("noise", "vacuum", "nonlinear")
+
+MADELUNG = Equation(
+    name="madelung",
+    summary="Madelung (3.7)-(3.9): continuity and quantum Hamilton-Jacobi in (sqrt p, S)",
+    build=build,
+    stepper="adaptive",
+    default_scheme="implicit_midpoint",
+    sections=SECTIONS,
+    rules=madelung_rules,
+    exact=exact,
+)
+
+NEURAL_HJ = Equation(
+    name="neural_hj",
+    summary="neural Hamilton-Jacobi (3.7) + (5.2) with the Fisher tensor (5.3) of any alpha",
+    build=build,
+    stepper="adaptive",
+    default_scheme="implicit_midpoint",
+    sections=SECTIONS,
+    exact=exact,
+)

@@ -1,0 +1,88 @@
+"""The numerics beside the (√p, S) form of Madelung (3.7)–(3.9) / neural HJ (5.2).
+
+What the adaptive stepper needs from the hydrodynamic equations of
+:mod:`nhj.equations.madelung`: the ψ-weighted error norm of a step
+(|δψ| ≈ |δR| + R|δS|/ħ by (3.10)), and the node guard that stops a run where
+ψ = √p e^{iS/ħ} has a node, which the amplitude form cannot follow, with the
+messages that say where and what to do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mpi4py import MPI
+
+import numpy as np
+from dolfinx import fem
+
+
+def wavefunction_error(u: np.ndarray, pred: np.ndarray, hbar: float) -> tuple[float, float]:
+    """(max |δψ|, max |ψ|) for nodal (R, S) pairs: |δψ| ≈ |δR| + R|δS|/ħ by (3.10).
+
+    The phase counts only where the amplitude does: a change of S in the
+    vacuum is invisible in ψ and must not shrink the time step.
+    """
+    R, S = u.reshape(-1, 2).T
+    dR, dS = (u - pred).reshape(-1, 2).T
+    err = np.abs(dR) + np.abs(R * dS) / hbar
+    return float(err.max(initial=0.0)), float(np.abs(R).max(initial=0.0))
+
+
+class NodeGuard:
+    """Stops a (p, S) run at a node of ψ: √p changing sign inside the support.
+
+    ψ = √p e^{iS/ħ} (3.10) vanishes at a node and S jumps by πħ across it; the
+    amplitude form cannot follow that, the Schrödinger form (3.11) can.
+    """
+
+    def __init__(self, u: fem.Function, threshold: float) -> None:
+        self.u, self.threshold = u, threshold
+        space = u.function_space
+        self.n = space.dofmap.index_map.size_local
+        self.x = space.tabulate_dof_coordinates()[: self.n, : space.mesh.geometry.dim]
+
+    def __call__(self, t: float) -> str | None:
+        """A one-line message if the current state has a node, else None (collective)."""
+        comm = self.u.function_space.mesh.comm
+        R = self.u.x.array.reshape(-1, 2)[: self.n, 0]
+        R_max = comm.allreduce(float(R.max(initial=0.0)), op=MPI.MAX)
+        i = int(np.argmin(R)) if len(R) else -1
+        lowest = comm.allgather(
+            (float(R[i]) if len(R) else np.inf, self.x[i].tolist() if len(R) else None)
+        )
+        R_min, where = min(lowest, key=lambda p: p[0])
+        if R_min >= -self.threshold * R_max:
+            return None
+        return node_message(where, t)
+
+    def explain(self, where: Any, t: float) -> str:
+        """Why a step failed at ``where``: a node in the support, or the vacuum (collective)."""
+        comm = self.u.function_space.mesh.comm
+        R = self.u.x.array.reshape(-1, 2)[: self.n, 0]
+        R_max = comm.allreduce(float(np.abs(R).max(initial=0.0)), op=MPI.MAX)
+        if where is None or R_max == 0:
+            return ""
+        d = np.linalg.norm(self.x - np.asarray(where)[: self.x.shape[1]], axis=1)
+        i = int(np.argmin(d)) if len(d) else -1
+        near = comm.allgather((float(d[i]), float(R[i])) if len(d) else (np.inf, 0.0))
+        level = abs(min(near)[1]) / R_max
+        if level < 1e-3:
+            at = np.round(np.asarray(where), 4).tolist()
+            return (
+                f"; it failed in the far tail of p near x = {at} (sqrt(p)/max sqrt(p) = "
+                f"{level:.1e}), where S is unresolved or undefined: refine the mesh or raise "
+                "vacuum.nu; if it persists, psi has nodes there (interfering tails) and "
+                "equation = 'schrodinger' is the form to use"
+            )
+        return "; " + node_message(where, t, certain=False)
+
+
+def node_message(where: Any, t: float, certain: bool = True) -> str:
+    """The one-line explanation of a run stopped at (or near) a node of ψ."""
+    at = "" if where is None else f" near x = {np.round(np.asarray(where), 4).tolist()}"
+    what = "the flow reaches a node of psi" if certain else "most likely a node of psi"
+    return (
+        f"{what}{at} at t = {t:.6g}: p vanishes inside the support and S is undefined "
+        "there; use equation = 'schrodinger' for this flow (last good state saved)"
+    )
