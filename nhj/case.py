@@ -37,6 +37,7 @@ from nhj.sections import (
     SolverSpec,
     VacuumSpec,
 )
+from nhj.timeschemes import SCHEMES
 
 __all__ = ["Case", "case_from_dict", "load_case", "read_toml"]
 
@@ -60,6 +61,14 @@ def case_from_dict(d: Mapping[str, Any], base_dir: Path, name: str = "case") -> 
             require(d, key, "")
         return as_table(d.get(key, {}), key)
 
+    scheme = section("discretisation", True).get("scheme")
+    if scheme in SCHEMES and scheme not in entry.schemes:
+        kind = "a one-step scheme" if entry.stepper == "adaptive" else "one of"
+        raise CaseError(
+            "discretisation.scheme",
+            f"{equation} needs {kind}: {', '.join(repr(n) for n in entry.schemes)} "
+            f"(default {entry.default_scheme!r}); got {scheme!r}",
+        )
     mesh = MeshSpec.from_table(section("mesh", True), base_dir)
     dim = mesh.dim
     case = Case(

@@ -167,12 +167,13 @@ class Stop:
 
 @dataclass(frozen=True)
 class Outcome:
-    """How a run ended: ``completed`` or ``failed`` with a message, and where."""
+    """How a run ended: ``completed`` or ``failed`` with a message, where, and the stepper's stats."""
 
     status: str
     message: str
     steps: int
     t: float
+    stats: dict[str, Any]
 
 
 class Simulation:
@@ -247,7 +248,7 @@ class Simulation:
             self._observe(last)
             if status == "failed":
                 break
-        return Outcome(status, message, s.steps, s.t)
+        return Outcome(status, message, s.steps, s.t, dict(s.stats))
 
     def close(self) -> None:
         """Close the observers, then the stepper (collective, same order on every rank)."""
@@ -295,6 +296,20 @@ def make_stepper(problem: Problem, kind: StepperKind) -> Stepper:
         hint=hooks.hint,
         error_norm=hooks.error_norm,
     )
+
+
+def simulate(
+    problem: Problem, kind: StepperKind, observers: Iterable[Observer] = (), stop: Stop | None = None
+) -> Outcome:
+    """Run a built problem with the stepper of ``kind`` to ``stop`` (default: the case's t_end).
+
+    The stepper is made, run and destroyed here; what a caller keeps is what
+    its observers saw and the returned :class:`Outcome`.
+    """
+    disc = problem.case.discretisation
+    stepper = make_stepper(problem, kind)
+    with Simulation(stepper, observers, problem.msh.comm, dt=disc.dt_used) as sim:
+        return sim.run(stop or Stop(steps=disc.steps))
 
 
 def default_every(steps: int) -> int:

@@ -17,6 +17,7 @@ from nhj.diagnostics import ExactError, Functionals
 from nhj.equations.schrodinger import Schrodinger
 from nhj.exact import GaussianState
 from nhj.meshes import boundary_facets
+from nhj.simulation import Every, Simulation, Stop
 from nhj.stepper import TimeStepper
 
 
@@ -66,16 +67,17 @@ def evolve(
     functionals = Functionals(u, sd.functionals)
     masses, energies = [], []
     n = int(round(t_end / dt))
-    for k in range(n):
-        if record_every and k % record_every == 0:
-            f = functionals()
-            masses.append(f["mass"])
-            energies.append(f["energy"])
-        stepper.advance()
-    f = functionals()
-    masses.append(f["mass"])
-    energies.append(f["energy"])
-    error = ExactError(u, state, metric, degree)(stepper.t)["error_l2"]
+
+    def record(t: float, step: int) -> None:
+        f = functionals()
+        masses.append(f["mass"])
+        energies.append(f["energy"])
+
+    # every `record_every` steps and at the end; only at the start and the end without it
+    with Simulation(stepper, [Every(record_every or n, record)], msh.comm, dt=dt) as sim:
+        outcome = sim.run(Stop(steps=n))
+    assert outcome.status == "completed", outcome.message
+    error = ExactError(u, state, metric, degree)(outcome.t)["error_l2"]
     return Outcome(error, masses, energies, u)
 
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from case_helpers import merged, write_case
 
-from nhj.case import Case
+from nhj.case import case_from_dict
 from nhj.cli import main
-from nhj.problem import build
+from nhj.registry import build
 from nhj.reference import LangevinComparison
-from nhj.stepper import TimeStepper
+from nhj.simulation import simulate
 
 OU = {
     "equation": "fokker_planck",
@@ -39,14 +39,11 @@ def run(d: dict, tmp_dir, comm) -> tuple[dict, list[dict]]:
 
 def error_at(d: dict, comm) -> float:
     """error_l2 of the OU run at t_end (library API, no files)."""
-    case = Case.from_dict(d, base_dir=__import__("pathlib").Path("."))
+    case = case_from_dict(d, base_dir=__import__("pathlib").Path("."))
     problem = build(case, comm)
-    disc = case.discretisation
-    stepper = TimeStepper(problem.semidiscrete, disc.scheme, problem.u0, disc.dt_used, problem.bcs)
-    for _ in range(disc.steps):
-        stepper.advance()
+    outcome = simulate(problem, "linear")
     (err,) = [m for m in problem.monitors if "error_l2" in m.columns]
-    return err(stepper.t)["error_l2"]
+    return err(outcome.t)["error_l2"]
 
 
 @pytest.mark.mpi
@@ -194,16 +191,13 @@ def test_five_percent_mismatch_fails(comm) -> None:
     """The comparison can fail: particles with 5 % more noise than the FP density are rejected."""
     from pathlib import Path
 
-    fp_case = Case.from_dict(ANISO, Path("."))
+    fp_case = case_from_dict(ANISO, Path("."))
     noisy = merged(ANISO, {"noise": {"kappa": [[2.1, 0.84], [0.84, 0.63]]}})
     problem = build(fp_case, comm)
-    disc = fp_case.discretisation
-    stepper = TimeStepper(problem.semidiscrete, disc.scheme, problem.u0, disc.dt_used, problem.bcs)
-    wrong = LangevinComparison(Case.from_dict(noisy, Path(".")), problem.u0, problem.metric)
+    wrong = LangevinComparison(case_from_dict(noisy, Path(".")), problem.u0, problem.metric)
     right = LangevinComparison(fp_case, problem.u0, problem.metric)
-    for _ in range(disc.steps):
-        stepper.advance()
-    bad, good = wrong(stepper.t), right(stepper.t)
+    outcome = simulate(problem, "linear")
+    bad, good = wrong(outcome.t), right(outcome.t)
     assert good["langevin_chi2_p"] > 1e-3
     assert bad["langevin_chi2_p"] < 1e-3, bad
 

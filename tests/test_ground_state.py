@@ -21,7 +21,7 @@ from dolfinx import fem, mesh
 from schrodinger_helpers import rates
 
 import nhj  # noqa: F401
-from nhj.case import Case
+from nhj.case import Case, case_from_dict
 from nhj.covariant import Metric
 from nhj.diagnostics import GibbsDistance, global_scalar
 from nhj.eigen import GroundState, gibbs_l1, ground_state, ground_state_check
@@ -137,7 +137,7 @@ def case_2d(n: int, g: Any = None) -> Case:
     }
     if g is not None:
         d["metric"] = {"g": g}
-    return Case.from_dict(d, Path(__file__).parent, name="ground_state_2d")
+    return case_from_dict(d, Path(__file__).parent, name="ground_state_2d")
 
 
 @pytest.mark.mpi
@@ -170,4 +170,4 @@ def test_case_without_loss_rejected() -> None:
         "initial": {"kind": "coherent"},
     }
     with pytest.raises(CaseError, match="potential.loss"):
-        ground_state_check(Case.from_dict(d, Path(__file__).parent), MPI.COMM_WORLD)
+        ground_state_check(case_from_dict(d, Path(__file__).parent), MPI.COMM_WORLD)

@@ -26,8 +26,12 @@ from nhj.case import Case
 from nhj.cli import main
 from nhj.diagnostics import Functionals, global_scalar, quadrature
 from nhj.meshes import build_mesh
-from nhj.problem import BUILDERS, Problem, make_metric, wavefunction_error
-from nhj.stepper import TimeStepper
+from nhj.builders.common import make_metric
+from nhj.case import case_from_dict
+from nhj.equations.madelung_nodes import wavefunction_error
+from nhj.problem import Problem
+from nhj.registry import EQUATIONS
+from nhj.simulation import Every, Outcome, simulate
 
 COMM = MPI.COMM_WORLD
 
@@ -38,7 +42,7 @@ COMM = MPI.COMM_WORLD
 
 def case_of(d: dict[str, Any]) -> Case:
     """A validated case from a dict."""
-    return Case.from_dict(d, Path("."))
+    return case_from_dict(d, Path("."))
 
 
 def as_schrodinger(d: dict[str, Any]) -> dict[str, Any]:
@@ -53,29 +57,14 @@ def on_one_mesh(*ds: dict[str, Any]) -> list[Problem]:
     cases = [case_of(d) for d in ds]
     assert all(c.mesh == cases[0].mesh for c in cases)
     msh = build_mesh(cases[0].mesh, COMM)
-    return [BUILDERS[c.equation](c, msh, make_metric(c.metric, msh)) for c in cases]
+    return [EQUATIONS[c.equation].build(c, msh, make_metric(c.metric, msh)) for c in cases]
 
 
-def advance(problems: list[Problem]) -> list[Any]:
-    """Step all problems together to t_end (same output steps); returns their steppers."""
-    steppers = []
-    for p in problems:
-        disc = p.case.discretisation
-        steppers.append(
-            p.stepper
-            or TimeStepper(
-                p.semidiscrete, disc.scheme, p.u0, disc.dt_used, p.bcs, p.case.solver.petsc_options
-            )
-        )
-    try:
-        for _ in range(problems[0].case.discretisation.steps):
-            for s in steppers:
-                s.advance()
-    finally:
-        for s in steppers:
-            s.close()
-    assert len({s.t for s in steppers}) == 1
-    return steppers
+def advance(problems: list[Problem]) -> list[Outcome]:
+    """Run every problem to its t_end (the same for all); returns their outcomes."""
+    outcomes = [simulate(p, EQUATIONS[p.case.equation].stepper) for p in problems]
+    assert len({o.t for o in outcomes}) == 1
+    return outcomes
 
 
 def exact_errors(p: Problem, t: float) -> dict[str, float]:
@@ -298,15 +287,14 @@ def drifts(d: dict[str, Any]) -> tuple[float, float, dict[str, Any]]:
     functionals = Functionals(p.u0, p.semidiscrete.functionals)
     first = functionals()
     mass = 0.0
-    stepper = p.stepper
-    try:
-        for _ in range(p.case.discretisation.steps):
-            stepper.advance()
-            mass = max(mass, abs(functionals()["mass"] / first["mass"] - 1))
-    finally:
-        stepper.close()
+
+    def record(t: float, step: int) -> None:
+        nonlocal mass
+        mass = max(mass, abs(functionals()["mass"] / first["mass"] - 1))
+
+    outcome = simulate(p, "adaptive", [Every(1, record)])
     energy = (functionals()["energy"] - first["energy"]) / abs(first["energy"])
-    return mass, energy, stepper.stats
+    return mass, energy, outcome.stats
 
 
 def test_conservation_flat() -> None:
