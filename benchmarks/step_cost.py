@@ -21,35 +21,24 @@ from mpi4py import MPI
 
 import nhj  # noqa: F401  (imports dolfinx_solver first)
 from nhj.case import load_case
-from nhj.problem import build
+from nhj.registry import build, entry
 from nhj.run import versions
-from nhj.stepper import TimeStepper
+from nhj.simulation import Simulation, Stop, make_stepper
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def seconds_per_step(case, comm, steps: int, warmup: int = 3) -> tuple[float, dict, int]:
     problem = build(case, comm)
-    disc = case.discretisation
-    stepper = problem.stepper or TimeStepper(
-        problem.semidiscrete,
-        disc.scheme,
-        problem.u0,
-        disc.dt_used,
-        problem.bcs,
-        case.solver.petsc_options,
-    )
-    for _ in range(warmup):
-        stepper.advance()
-    comm.barrier()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        stepper.advance()
-    comm.barrier()
-    elapsed = comm.bcast(time.perf_counter() - t0, root=0)
-    stats = dict(getattr(stepper, "stats", {}))
-    stepper.close()
-    return elapsed / steps, stats, problem.dofs
+    stepper = make_stepper(problem, entry(case.equation).stepper)
+    with Simulation(stepper, comm=comm, dt=case.discretisation.dt_used) as sim:
+        sim.run(Stop(steps=warmup))  # the first steps factorise and JIT-compile
+        comm.barrier()
+        t0 = time.perf_counter()
+        outcome = sim.run(Stop(steps=warmup + steps))
+        comm.barrier()
+        elapsed = comm.bcast(time.perf_counter() - t0, root=0)
+    return elapsed / steps, outcome.stats, problem.dofs
 
 
 def main() -> None:

@@ -98,7 +98,7 @@ class MinValue:
 
 
 class GibbsDistance:
-    """Distances of a density p to a stationary density p∞ = e^{log w}/∫e^{log w}√g (α = 1 of (2.7)).
+    """Distances of p to the stationary p∞ = e^{log w}/∫e^{log w}√g (α = 1 of (2.7)).
 
     Columns: ``gibbs_l1`` = ∫|p − p∞|√g, ``rel_entropy`` = ∫ p log(p/p∞)√g (p clipped
     at 0 inside the logarithm), ``free_energy`` = ∫ p (L̄ + (γ/2β) log p)√g.

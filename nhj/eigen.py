@@ -37,14 +37,14 @@ import ufl
 from dolfinx import fem
 from dolfinx.fem import petsc as fem_petsc
 
-from nhj.sections import Case
+from nhj.builders.common import boundary_conditions, make_loss, make_metric, make_potential
 from nhj.covariant import Metric
 from nhj.diagnostics import global_scalar, quadrature
 from nhj.equations.learning import gibbs_log_weight
 from nhj.equations.schrodinger import Schrodinger
 from nhj.meshes import build_mesh
-from nhj.builders.common import boundary_conditions, make_loss, make_metric, make_potential
 from nhj.schema import CaseError
+from nhj.sections import Case
 from nhj.solvers import SolverError
 
 PREFIX = "nhj_ground_state_"
@@ -91,6 +91,7 @@ def potential_minimum(V: Any, msh: Any, degree: int) -> float:
     if isinstance(V, (int, float)):
         return float(V)
     points, _ = basix.make_quadrature(msh.basix_cell(), 2 * degree + 4)
+    points = np.asarray(points)
     tdim = msh.topology.dim
     cells = np.arange(msh.topology.index_map(tdim).size_local, dtype=np.int32)
     values = fem.Expression(V, points, comm=msh.comm).eval(msh, cells)
@@ -112,7 +113,7 @@ def default_target(eq: Schrodinger, msh: Any, degree: int) -> float:
 
 def _apply_options(eps: SLEPc.EPS, options: Mapping[str, Any]) -> None:
     """Set options under the fixed prefix, read them, and remove them again."""
-    opts = PETSc.Options()
+    opts: Any = PETSc.Options()  # petsc4py's stub has no item access
     opts.prefixPush(PREFIX)
     try:
         for k, v in options.items():

@@ -50,7 +50,7 @@ class ResultDir:
         self.comm.barrier()
 
     def write_json(self, name: str, data: dict[str, Any]) -> None:
-        """Write ``name`` atomically from rank 0 (collective: every rank returns after it exists)."""
+        """Write ``name`` atomically from rank 0 (collective: returns once it exists)."""
         if self.root:
             tmp = self.path / f".{name}.tmp"
             tmp.write_text(json.dumps(data, indent=2, default=_jsonable) + "\n", encoding="utf-8")
@@ -160,7 +160,7 @@ def vtk_values(f: fem.Function) -> np.ndarray:
 
 
 def write_gathered_vtu(path: Path, fields: Sequence[fem.Function]) -> None:
-    """Gather Lagrange fields (scalar or vector, one degree) to rank 0 and write one .vtu file (collective).
+    """Gather Lagrange fields (scalar or vector, one degree) to rank 0 into one .vtu (collective).
 
     Each rank contributes its owned cells with their own copy of the dof
     coordinates, so shared vertices appear once per rank: harmless for plotting.
@@ -177,7 +177,8 @@ def write_gathered_vtu(path: Path, fields: Sequence[fem.Function]) -> None:
         return
     import pyvista
 
-    tops, types, xs, datas, offset = [], [], [], [[] for _ in fields], 0
+    datas: list[list[Any]] = [[] for _ in fields]
+    tops, types, xs, offset = [], [], [], 0
     for top, ct, xx, dd in gathered:  # type: ignore[union-attr]
         top = top.reshape(len(ct), -1).copy()
         top[:, 1:] += offset

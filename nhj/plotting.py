@@ -36,8 +36,8 @@ def plot_diagnostics(result: Path) -> Path:
     import matplotlib.pyplot as plt
 
     d = read_diagnostics(result / "diagnostics.csv")
-    drifts = [k for k in ("mass", "energy") if k in d]
-    errors = [
+    drifts: list[str] = [k for k in ("mass", "energy") if k in d]
+    errors: list[str] = [
         k
         for k in ("error_l2", "error_p", "gibbs_l1", "langevin_l1", "rel_entropy")
         if k in d and np.isfinite(d[k]).any()

@@ -50,6 +50,7 @@ def langevin_model(case: Case) -> LangevinModel:
         if pot.curvature is not None:
             y = x @ L.T if L is not None else x
             return np.asarray(harmonic(pot.curvature, y.T), dtype=float)
+        assert pot.loss is not None  # a Fokker–Planck case has a loss (checked on load)
         env = {n: x[:, i] for i, n in enumerate(names)}
         return np.broadcast_to(to_numpy(pot.loss, {**env, **par.values()}), len(x))
 
@@ -166,9 +167,12 @@ def sampler(case: Case, p: fem.Function) -> Any:
         return gaussian
     names = coordinate_names(case.dim)
 
+    p0 = init.p
+    assert p0 is not None  # kind = "expression" has p (checked on load)
+
     def density(x: np.ndarray) -> np.ndarray:
         env = {nm: x[:, i] for i, nm in enumerate(names)}
-        return np.broadcast_to(to_numpy(init.p, {**env, **case.parameters.values()}), len(x))
+        return np.broadcast_to(to_numpy(p0, {**env, **case.parameters.values()}), len(x))
 
     grid = np.stack(
         np.meshgrid(

@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
 
 def versions() -> dict[str, str]:
     """Versions of nhj and the numerical stack, for provenance."""
-    import dolfinx
     from petsc4py import PETSc
+
+    import dolfinx
 
     return {
         "nhj": nhj.__version__,

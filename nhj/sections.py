@@ -35,7 +35,6 @@ from nhj.tensors import coordinate_names, is_constant
 PARAMETER_NAMES = ("gamma", "beta", "hbar", "m")
 
 
-
 @dataclass(frozen=True)
 class Parameters:
     """Learning parameters γ, β and the derived ħ = γ/β (3.12), m = 1/γ (3.13).
@@ -90,7 +89,7 @@ class Discretisation:
     def from_table(
         cls, t: Mapping[str, Any], scheme: str, schemes: tuple[str, ...]
     ) -> Discretisation:
-        """Validate [discretisation]; ``scheme`` is the equation's default, ``schemes`` its allowed."""
+        """Validate [discretisation] with the equation's default and allowed schemes."""
         s = "discretisation"
         check_keys(t, ("degree", "scheme", "dt", "t_end"), s)
         d = cls(
@@ -162,8 +161,9 @@ def tensor_entries(
 
 @dataclass(frozen=True)
 class PotentialSpec:
-    """V directly, a harmonic V = ½ m Σ ω_i² y_i², or the loss L̄ (an expression, or
-    L̄ = ½ Σ a_i y_i² by its curvatures a_i) from which V follows by (3.6).
+    """The potential: V, a harmonic V = ½ m Σ ω_i² y_i², or the loss L̄ giving V by (3.6).
+
+    The loss is an expression, or L̄ = ½ Σ a_i y_i² by its curvatures a_i.
     """
 
     V: Expr | None = None
@@ -476,7 +476,6 @@ class Case:
     def section(self, name: str) -> Any:
         """A section that only this case's equation declares (its registry entry's ``own``)."""
         return self.own[name]
-
 
 
 #: Sections every equation reads; the others are declared per equation in the registry.

@@ -57,7 +57,8 @@ class Stepper(Protocol):
     columns: tuple[str, ...]
 
     @property
-    def stats(self) -> dict[str, Any]: ...
+    def stats(self) -> dict[str, Any]:
+        """Totals for the summary."""
 
     def advance(self) -> None:
         """Take one output step dt (collective)."""
@@ -167,7 +168,7 @@ class Stop:
 
 @dataclass(frozen=True)
 class Outcome:
-    """How a run ended: ``completed`` or ``failed`` with a message, where, and the stepper's stats."""
+    """How a run ended (``completed`` or ``failed``, with a message), where, and stepper stats."""
 
     status: str
     message: str
@@ -299,7 +300,10 @@ def make_stepper(problem: Problem, kind: StepperKind) -> Stepper:
 
 
 def simulate(
-    problem: Problem, kind: StepperKind, observers: Iterable[Observer] = (), stop: Stop | None = None
+    problem: Problem,
+    kind: StepperKind,
+    observers: Iterable[Observer] = (),
+    stop: Stop | None = None,
 ) -> Outcome:
     """Run a built problem with the stepper of ``kind`` to ``stop`` (default: the case's t_end).
 

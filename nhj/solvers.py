@@ -142,7 +142,7 @@ class NewtonSolver:
         self.dx = self.A.createVecRight()
         self.ksp = PETSc.KSP().create(u.function_space.mesh.comm)
         self.ksp.setOptionsPrefix(prefix)
-        opts = PETSc.Options()
+        opts: Any = PETSc.Options()  # petsc4py's stub has no item access
         # A failed factorisation must come back as a reason, not a PETSc exception that
         # leaves the right-hand side locked: the step is then retried with a smaller dt.
         options = {**merged_options(petsc_options), "ksp_error_if_not_converged": False}
@@ -216,7 +216,7 @@ class NewtonSolver:
             if self.stale:
                 self._factorise()
             self.ksp.solve(self.b, self.dx)
-            reason = self.ksp.getConvergedReason()
+            reason: Any = self.ksp.getConvergedReason()  # an int at run time, an enum in the stub
             if reason < 0:
                 self.stale = True
                 raise NewtonFailure(f"linear solve failed (KSP reason {reason})")

@@ -226,7 +226,7 @@ class AdaptiveStepper:
         }
         self.last_iterations = 0
 
-    columns = ("newton_iterations", "rejected_steps")
+    columns: tuple[str, ...] = ("newton_iterations", "rejected_steps")
 
     def close(self) -> None:
         """Destroy the solver (collective)."""
@@ -268,7 +268,7 @@ class AdaptiveStepper:
         converged state from that prediction, O(h²), is the error estimate.
         """
         if h != float(self.dt.value):
-            self.dt.value = h
+            self.dt.value = h  # type: ignore[assignment]  # a scalar Constant takes a float
             self.newton.stale = True  # the Jacobian has mass/h in it
         pred = self._predict(h)
         self.u.x.array[:] = self.history[0].x.array if pred is None else pred

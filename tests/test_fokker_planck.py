@@ -10,8 +10,8 @@ from case_helpers import merged, write_case
 
 from nhj.case import case_from_dict
 from nhj.cli import main
-from nhj.registry import build
 from nhj.reference import LangevinComparison
+from nhj.registry import build
 from nhj.simulation import simulate
 
 OU = {

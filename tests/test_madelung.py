@@ -22,13 +22,12 @@ from case_helpers import merged, write_case
 from dolfinx import fem
 
 import nhj  # noqa: F401  (orders dolfinx_solver first)
-from nhj.case import Case
+from nhj.builders.common import make_metric
+from nhj.case import Case, case_from_dict
 from nhj.cli import main
 from nhj.diagnostics import Functionals, global_scalar, quadrature
-from nhj.meshes import build_mesh
-from nhj.builders.common import make_metric
-from nhj.case import case_from_dict
 from nhj.equations.madelung_nodes import wavefunction_error
+from nhj.meshes import build_mesh
 from nhj.problem import Problem
 from nhj.registry import EQUATIONS
 from nhj.simulation import Every, Outcome, simulate

@@ -1,5 +1,4 @@
-"""Builders and registry entries of the covariant Fokker–Planck equation (2.7) and of
-its particle reference, the Langevin equation (2.5)."""
+"""Builders and registry entries of Fokker–Planck (2.7) and of its particles, Langevin (2.5)."""
 
 from __future__ import annotations
 

@@ -26,8 +26,8 @@ class SemiDiscrete:
 
     Attributes:
         space: The function space of the unknown u.
-        mass: (w, v) -> M(w, v), bilinear; or (u, w, v) -> M(u; w, v) when
-            ``state_mass`` is set.
+        mass: (u, w, v) -> M(u; w, v), bilinear in (w, v); it may depend on the
+            state u (the HJ rows of the (√p, S) form), a linear equation ignores u.
         operator: (u, v) -> A(u; v).
         linear: Whether M and A are linear in u (then a time step is one linear solve).
         functionals: Named scalar functionals of the state (mass, energy, ...),
@@ -35,12 +35,11 @@ class SemiDiscrete:
     """
 
     space: Any
-    mass: Callable[[Any, Any], Form]
+    mass: Callable[[Any, Any, Any], Form]
     operator: Callable[[Any, Any], Form]
     linear: bool
     functionals: dict[str, Callable[[Any], Form]] = field(default_factory=dict)
-    state_mass: bool = False
 
     def M(self, u: Any, w: Any, v: Any) -> Form:
-        """M(u; w, v): the mass form, evaluated at the state u when it depends on it."""
-        return self.mass(u, w, v) if self.state_mass else self.mass(w, v)
+        """M(u; w, v): the mass form at the state u."""
+        return self.mass(u, w, v)

@@ -38,7 +38,7 @@ class FokkerPlanck:
         """−J^μ = γ p g^{μν}∂_ν L̄ + D^{μν}∂_ν p (the probability flux, sign flipped)."""
         return -p * drift(self.metric, self.loss, self.gamma) + ufl.dot(self.D, ufl.grad(p))
 
-    def mass(self, w: Any, v: Any) -> Any:
+    def mass(self, u: Any, w: Any, v: Any) -> Any:
         """∫ w v √g dq."""
         return self.metric.volume(w * v)
 

@@ -147,5 +147,4 @@ class Madelung:
             operator=self.operator,
             linear=False,
             functionals={"mass": self.total, "energy": self.energy},
-            state_mass=True,
         )

@@ -22,7 +22,7 @@ def effective_potential(metric: Metric, loss: Any, gamma: float, beta: float) ->
     return 0.5 * gamma * metric.grad_norm2(loss) - gamma**2 / (2.0 * beta) * metric.laplacian(loss)
 
 
-def harmonic(curvatures: Sequence[float], y: Sequence[Any]) -> Any:
+def harmonic(curvatures: Sequence[float], y: Any) -> Any:
     """½ Σ a_i y_i²: a quadratic loss, or V = ½ m Σ ω_i² y_i² with a_i = m ω_i².
 
     ``y`` are the orthonormal coordinates y = L x of a constant metric (x if

@@ -45,7 +45,7 @@ class Schrodinger:
             return kinetic
         return kinetic + g.volume(self.V * f * v)
 
-    def mass(self, w: Any, v: Any) -> Any:
+    def mass(self, u: Any, w: Any, v: Any) -> Any:
         """ħ ∫ w·v √g dq."""
         return self.hbar * self.metric.volume(ufl.inner(w, v))
 
