@@ -120,7 +120,11 @@ class Madelung:
         return self.metric.volume(self.density(u))
 
     def energy(self, u: Any) -> Any:
-        """E = ∫ [p((γ/2)|∇S|²_g + V) + 2F∇√p·∇√p] √g dq (theory.md, conserved)."""
+        """E = ∫ [p((γ/2)|∇S|²_g + V) + 2F∇√p·∇√p] √g dq.
+
+        Conserved by the flow (shared theory.md); not a quadratic invariant, so
+        the midpoint rule keeps it to O(dt²), not to round-off.
+        """
         g = self.metric
         kinetic = 0.5 * self.gamma * g.grad_norm2(u[1])
         if not (isinstance(self.V, (int, float)) and self.V == 0):
