@@ -19,6 +19,7 @@ from typing import Any
 
 from nhj.meshes import MeshSpec
 from nhj.registry import EQUATIONS, equations_reading
+from nhj.safety import check_name
 from nhj.schema import CaseError, as_str, as_table, check_keys, require
 from nhj.sections import (
     COMMON_SECTIONS,
@@ -71,6 +72,7 @@ def case_from_dict(d: Mapping[str, Any], base_dir: Path, name: str = "case") -> 
         )
     mesh = MeshSpec.from_table(section("mesh", True), base_dir)
     dim = mesh.dim
+    check_name(as_str(d.get("name", "case"), "name"))  # an explicit name becomes a directory
     case = Case(
         name=as_str(d.get("name", name), "name"),
         equation=equation,

@@ -25,6 +25,7 @@ from mpi4py import MPI
 import numpy as np
 from dolfinx import mesh
 
+from nhj.safety import check_geo, check_mesh_file
 from nhj.schema import (
     CaseError,
     as_float,
@@ -135,6 +136,7 @@ class MeshSpec:
         check_keys(table, ("type", "file", "size", "parameters"), SECTION)
         path = resolve_geo(as_str(require(table, "file", SECTION), join(SECTION, "file")), base_dir)
         text = path.read_text(encoding="utf-8", errors="replace")
+        check_geo(text, path)  # before gmsh ever sees it: a .geo is a scripting language
         declared = geo_parameters(text)
         if "h" not in declared:
             raise CaseError(
@@ -184,6 +186,8 @@ def resolve_geo(name: str, base_dir: Path) -> Path:
         for n in names:
             path = (root / n).resolve()
             if path.is_file():
+                if not given.is_absolute():
+                    check_mesh_file(path, base_dir, MESH_DIR)
                 if path.suffix != ".geo":
                     raise CaseError(
                         join(SECTION, "file"),
@@ -296,6 +300,20 @@ def _flush_parser(gmsh: Any) -> None:
                 continue
 
 
+def _merge_checked(gmsh: Any, path: Path) -> None:
+    """Merge the ``.geo`` at ``path`` as checked, from a copy in an empty directory.
+
+    gmsh would also run a ``<name>.geo.opt`` beside the file, and the file may have
+    changed since the case was loaded; the copy is the text that check_geo accepted.
+    """
+    text = path.read_text(encoding="utf-8", errors="replace")
+    check_geo(text, path)
+    with tempfile.TemporaryDirectory(prefix="nhj-gmsh-") as tmp:
+        copy = Path(tmp) / path.name
+        copy.write_text(text, encoding="utf-8")
+        gmsh.merge(str(copy))
+
+
 def _gmsh_mesh(spec: MeshSpec, comm: MPI.Comm) -> mesh.Mesh:
     from dolfinx.io import gmsh as gmshio
 
@@ -306,7 +324,7 @@ def _gmsh_mesh(spec: MeshSpec, comm: MPI.Comm) -> mesh.Mesh:
             try:
                 for name, value in {"h": spec.size, **spec.parameters}.items():
                     gmsh.onelab.setNumber(ONELAB_PREFIX + name, [float(value)])
-                gmsh.merge(str(spec.file))
+                _merge_checked(gmsh, spec.file)
                 gmsh.model.mesh.generate(spec.gmsh_dim)
             except Exception as e:  # gmsh raises bare Exception carrying its log message
                 error = " ".join(f"gmsh failed on {spec.file}: {e}".split())

@@ -18,6 +18,7 @@ from typing import Any
 
 from nhj.expressions import Expr, parse
 from nhj.meshes import MeshSpec
+from nhj.safety import check_petsc_options
 from nhj.schema import (
     CaseError,
     as_bool,
@@ -369,6 +370,7 @@ class SolverSpec:
                 raise CaseError(
                     join(s, f"petsc_options.{k}"), "must be a string, number or boolean"
                 )
+        check_petsc_options(opts, join(s, "petsc_options"))  # no viewers/monitors/logs
         return cls(dict(opts))
 
 
