@@ -112,6 +112,15 @@ def read_toml(path: Path) -> tuple[str, dict[str, Any]]:
         raise CaseError("case", f"{path} is not valid TOML: {e}".replace("\n", " ")) from None
 
 
+def case_from_text(text: str, base_dir: Path, name: str) -> Case:
+    """Validate the text of a case file (e.g. a result directory's copy, on resume)."""
+    try:
+        d = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise CaseError("case", f"not valid TOML: {e}".replace("\n", " ")) from None
+    return replace(case_from_dict(d, base_dir, name=name), text=text)
+
+
 def load_case(path: str | Path) -> Case:
     """Read and validate a case file; raises CaseError on any problem."""
     path = Path(path)

@@ -2,7 +2,8 @@
 
 Exit codes: 0 success, 1 a run that ended with status "failed" (or a failed
 verification check), 2 invalid input (one line on stderr naming the field and
-what is allowed).
+what is allowed), 128 + N a run interrupted by signal N (143 SIGTERM, 130
+SIGINT) after writing a checkpoint (docs/faults.md).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from nhj.schema import CaseError
 
@@ -49,9 +51,21 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    r.add_argument("case", type=Path, help="case file (TOML)")
+    r.add_argument("case", type=Path, nargs="?", help="case file (TOML); omit with --resume")
     r.add_argument(
         "--out", type=Path, default=None, help="result directory (default: results/<case name>)"
+    )
+    r.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="continue the run in DIR from its checkpoint (any number of ranks)",
+    )
+    r.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a completed result in --out (kept until the new run completes)",
     )
     r.add_argument(
         "--max-wall-s",
@@ -151,6 +165,21 @@ def _fail_input(e: CaseError, case: Path | None) -> int:
     return EXIT_INPUT
 
 
+def _abort_others(comm: Any) -> None:
+    """Under MPI, an unexpected error on one rank aborts the job instead of a hang.
+
+    The other ranks would wait in their next collective for ever; serially the
+    exception propagates with its traceback (it is a bug to report).
+    """
+    if comm.size == 1:
+        return
+    import traceback
+
+    traceback.print_exc()
+    sys.stderr.flush()
+    comm.Abort(1)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nhj`` console script."""
     args = _parser().parse_args(argv)
@@ -176,22 +205,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     from mpi4py import MPI
 
     from nhj.case import load_case
+    from nhj.interrupt import Interrupt
     from nhj.registry import build
 
+    comm = MPI.COMM_WORLD
+    interrupt = Interrupt()
     try:
-        case = load_case(args.case)
-        if args.command == "check":
-            problem = build(case, MPI.COMM_WORLD)
-            if MPI.COMM_WORLD.rank == 0:
-                print(f"{args.case}: ok ({case.equation}, {problem.dofs} dofs)")
-            return EXIT_OK
-        from nhj.run import run_case
+        if args.command == "run" and args.resume is not None:
+            if args.case is not None or args.out is not None or args.overwrite:
+                raise CaseError("--resume", "takes the result directory alone (no CASE, --out)")
+            from nhj.run import resume_case
 
-        out = args.out if args.out is not None else Path("results") / case.name
-        summary = run_case(case, out, MPI.COMM_WORLD, max_wall_s=args.max_wall_s)
+            out = args.resume
+            with interrupt.installed():
+                summary = resume_case(out, comm, args.max_wall_s, interrupt)
+        else:
+            if args.case is None:
+                raise CaseError("case", "give a case file (or --resume DIR)")
+            case = load_case(args.case)
+            if args.command == "check":
+                problem = build(case, comm)
+                if comm.rank == 0:
+                    print(f"{args.case}: ok ({case.equation}, {problem.dofs} dofs)")
+                return EXIT_OK
+            from nhj.run import run_case
+
+            out = args.out if args.out is not None else Path("results") / case.name
+            with interrupt.installed():
+                summary = run_case(case, out, comm, args.max_wall_s, args.overwrite, interrupt)
     except CaseError as e:
         return _fail_input(e, args.case)
-    if MPI.COMM_WORLD.rank == 0:
+    except Exception:
+        _abort_others(comm)
+        raise
+    if summary["status"] == "interrupted":
+        if comm.rank == 0:
+            print(f"interrupted: {summary['message']}", file=sys.stderr)
+        return interrupt.exit_code
+    if comm.rank == 0:
         shown = [f"steps {summary['steps']}", f"t {summary['t_final']:g}"]
         for key in ("mass_drift", "energy_drift", "error_l2", "gibbs_l1", "min_p", "langevin_l1"):
             if summary.get(key) is not None:
@@ -213,14 +264,8 @@ def _verify(args: argparse.Namespace) -> int:
     except CaseError as e:
         return _fail_input(e, None)
     except Exception:
-        if comm.size == 1:
-            raise
-        # an error on one rank would leave the others waiting in a collective for ever
-        import traceback
-
-        traceback.print_exc()
-        sys.stderr.flush()
-        comm.Abort(1)
+        _abort_others(comm)
+        raise
     if comm.rank == 0:
         print(summary_table(report))
         print(f"report: {args.out / 'report.md'}")

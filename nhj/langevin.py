@@ -128,6 +128,29 @@ class Ensemble:
         self.alive = np.ones(len(self.x), dtype=bool)
         self.t = 0.0
 
+    def state(self) -> dict[int, tuple[Any, Any, Any]]:
+        """This rank's blocks: block number -> (positions, alive mask, random-stream state)."""
+        out: dict[int, tuple[Any, Any, Any]] = {}
+        start = 0
+        for b, size, rng in zip(self.blocks, self._sizes, self.rngs, strict=True):
+            sl = slice(start, start + size)
+            out[b] = (self.x[sl].copy(), self.alive[sl].copy(), rng.bit_generator.state)
+            start += size
+        return out
+
+    def restore(self, blocks: dict[int, Any], t: float) -> None:
+        """Continue from stored blocks (those this rank owns): the streams continue exactly."""
+        xs, alive = [], []
+        for b, rng in zip(self.blocks, self.rngs, strict=True):
+            x, a, st = blocks[b]
+            xs.append(np.asarray(x))
+            alive.append(np.asarray(a, dtype=bool))
+            rng.bit_generator.state = st
+        dim = self.x.shape[1]
+        self.x = np.concatenate(xs) if xs else np.empty((0, dim))
+        self.alive = np.concatenate(alive) if alive else np.ones(0, dtype=bool)
+        self.t = t
+
     def _noise(self) -> np.ndarray:
         dim = self.x.shape[1]
         parts = [

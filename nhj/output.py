@@ -1,69 +1,21 @@
-"""The result directory and its scheduled output handlers.
-
-Contract (read by later tools and checks)::
-
-    DIR/case.toml         copy of the case file
-    DIR/summary.json      status "running" during the run, then "completed"/"failed"
-    DIR/diagnostics.csv   one row per output step
-    DIR/fields.bp         VTX (ParaView/pyvista): p = |ψ|², S = ħ arg ψ
-    DIR/final.vtu         the final fields gathered on rank 0 (for `nhj plot`)
+"""Writers of a result directory, each a scheduled observer of the run.
 
 Every handler has its own cadence; diagnostics are computed collectively on all
-ranks and written by rank 0 only. No per-rank files are left behind.
+ranks and written by rank 0 only. No per-rank files are left behind. The
+directory itself (lock, contract, replacement) is :mod:`nhj.results`.
 """
 
 from __future__ import annotations
 
 import csv
-import json
-import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mpi4py import MPI
-
 import numpy as np
 from dolfinx import fem, io, plot
 
-
-class ResultDir:
-    """A result directory managed from rank 0."""
-
-    def __init__(self, path: Path, comm: MPI.Comm) -> None:
-        self.path, self.comm = Path(path), comm
-
-    @property
-    def root(self) -> bool:
-        """Whether this rank writes files."""
-        return self.comm.rank == 0
-
-    def create(self, case_text: str) -> None:
-        """Make the directory, drop stale results, copy the case (collective)."""
-        if self.root:
-            self.path.mkdir(parents=True, exist_ok=True)
-            for stale in ("summary.json", "diagnostics.csv", "final.vtu"):
-                (self.path / stale).unlink(missing_ok=True)
-            if (self.path / "fields.bp").exists():
-                shutil.rmtree(self.path / "fields.bp")
-            (self.path / "case.toml").write_text(case_text, encoding="utf-8")
-        self.comm.barrier()
-
-    def write_json(self, name: str, data: dict[str, Any]) -> None:
-        """Write ``name`` atomically from rank 0 (collective: returns once it exists)."""
-        if self.root:
-            tmp = self.path / f".{name}.tmp"
-            tmp.write_text(json.dumps(data, indent=2, default=_jsonable) + "\n", encoding="utf-8")
-            tmp.replace(self.path / name)
-        self.comm.barrier()
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, (np.floating, np.integer)):
-        return x.item()
-    if isinstance(x, Path):
-        return str(x)
-    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+from nhj.results import ResultDir
 
 
 class Handler:
@@ -92,19 +44,24 @@ class DiagnosticsCSV(Handler):
         columns: Sequence[str],
         compute: Callable[[float], dict[str, float]],
         every: int,
+        rows: Sequence[dict[str, Any]] = (),
     ) -> None:
         super().__init__(every)
         self.result, self.columns, self.compute = result, list(columns), compute
-        self.rows: list[dict[str, float]] = []
+        self.rows: list[dict[str, Any]] = []
         self._file = None
         if result.root:
             self._file = open(result.path / "diagnostics.csv", "w", newline="")  # noqa: SIM115
             self._writer = csv.DictWriter(self._file, fieldnames=["step", "t", *self.columns])
             self._writer.writeheader()
+        for row in rows:  # the rows before a checkpoint, when a run is resumed
+            self._append(dict(row))
 
     def __call__(self, t: float, step: int) -> None:
         """Compute a row and append it."""
-        row = {"step": step, "t": t, **self.compute(t)}
+        self._append({"step": step, "t": t, **self.compute(t)})
+
+    def _append(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
         if self._file is not None:
             self._writer.writerow(
@@ -131,12 +88,13 @@ class VTXFields(Handler):
         fields: Sequence[fem.Function],
         update: Callable[[], None],
         every: int,
+        name: str = "fields.bp",
     ) -> None:
         super().__init__(every)
         self.update = update
         self.fields = list(fields)
         self.writer = io.VTXWriter(
-            result.comm, result.path / "fields.bp", self.fields, mesh_policy=io.VTXMeshPolicy.reuse
+            result.comm, result.path / name, self.fields, mesh_policy=io.VTXMeshPolicy.reuse
         )
 
     def __call__(self, t: float, step: int) -> None:

@@ -331,21 +331,39 @@ class OutputSpec:
         exact: Whether to report the error against the whole-space exact solution
             when the case has one (false where walls or a small domain make it
             inapplicable).
+        checkpoint_every: Steps between checkpoints (None: none on a step cadence).
+        checkpoint_minutes: Wall-clock minutes between checkpoints (None: none on a
+            clock cadence). A signal always writes one (docs/faults.md).
     """
 
     every: int | None = None
     fields_every: int | None = None
     fields: bool = True
     exact: bool = True
+    checkpoint_every: int | None = None
+    checkpoint_minutes: float | None = None
 
     @classmethod
     def from_table(cls, t: Mapping[str, Any]) -> OutputSpec:
         """Validate [output]."""
         s = "output"
-        check_keys(t, ("every", "fields", "fields_every", "exact"), s)
+        keys = (
+            "every",
+            "fields",
+            "fields_every",
+            "exact",
+            "checkpoint_every",
+            "checkpoint_minutes",
+        )
+        check_keys(t, keys, s)
         every = t.get("every")
         fe = t.get("fields_every")
+        ce, cm = t.get("checkpoint_every"), t.get("checkpoint_minutes")
         return cls(
+            checkpoint_every=None if ce is None else as_int(ce, join(s, "checkpoint_every"), lo=1),
+            checkpoint_minutes=None
+            if cm is None
+            else as_float(cm, join(s, "checkpoint_minutes"), positive=True),
             every=None if every is None else as_int(every, join(s, "every"), lo=1),
             fields_every=None if fe is None else as_int(fe, join(s, "fields_every"), lo=1),
             fields=as_bool(t.get("fields", True), join(s, "fields")),

@@ -28,6 +28,8 @@ from typing import Any, Protocol
 
 from mpi4py import MPI
 
+from nhj.interrupt import Interrupt
+from nhj.interrupt import name as signal_name
 from nhj.problem import Problem, StepperKind
 from nhj.solvers import SolverError
 from nhj.stepper import (
@@ -168,7 +170,7 @@ class Stop:
 
 @dataclass(frozen=True)
 class Outcome:
-    """How a run ended (``completed`` or ``failed``, with a message), where, and stepper stats."""
+    """How a run ended (``completed``, ``failed`` or ``interrupted``), where, and stepper stats."""
 
     status: str
     message: str
@@ -192,12 +194,14 @@ class Simulation:
         comm: MPI.Comm = MPI.COMM_WORLD,
         dt: float | None = None,
         started: float | None = None,
+        interrupt: Interrupt | None = None,
+        observed: bool = False,
     ) -> None:
         self.stepper, self.observers, self.comm = stepper, list(observers), comm
-        self.dt = dt
+        self.dt, self.interrupt = dt, interrupt
         # wall time counts from ``started`` (e.g. before the build), else from now
         self.t0 = time.perf_counter() if started is None else started
-        self._started = False
+        self._started = observed  # a resumed run's observers have seen its current step
 
     def _last(self, stop: Stop) -> bool:
         s = self.stepper
@@ -224,6 +228,8 @@ class Simulation:
         A failed step (no acceptable sub-step, a guard, a diverged solve) ends
         the run as ``failed`` with the stepper's message; the state is the last
         accepted one (possibly between output steps, so no observer sees it).
+        A signal (``interrupt``) ends it as ``interrupted`` after the step in
+        progress; the observers see that step as the last.
         """
         if stop.steps is None and stop.t_end is None:
             raise ValueError("a Stop needs steps or t_end")
@@ -246,8 +252,15 @@ class Simulation:
             if not last and stop.wall_s is not None and self.elapsed() > stop.wall_s:
                 status, message = "failed", f"wall-time limit {stop.wall_s:g} s reached"
                 last = True
-            self._observe(last)
-            if status == "failed":
+            signum = self.interrupt.pending(self.comm) if self.interrupt and not last else 0
+            if signum:
+                status, message = "interrupted", f"{signal_name(signum)} at t = {s.t:g}"
+                last = True
+            try:
+                self._observe(last)
+            except SolverError as e:  # e.g. a diagnostic that became non-finite
+                status, message = "failed", f"{e} at t = {s.t:g}"
+            if status != "completed":
                 break
         return Outcome(status, message, s.steps, s.t, dict(s.stats))
 

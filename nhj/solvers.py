@@ -156,6 +156,7 @@ class NewtonSolver:
         self.ksp.setOperators(self.A)
         self.iterations, self.factorisations = 0, 0
         self.stale = True
+        self.jacobian_at: np.ndarray | None = None
 
     def close(self) -> None:
         """Destroy the PETSc objects (collective, same order on every rank)."""
@@ -177,6 +178,15 @@ class NewtonSolver:
         self.A.assemble()
         self.factorisations += 1
         self.stale = False
+        self.jacobian_at = self.u.x.array.copy()  # so a restart can refactorise the same J
+
+    def refactorise_at(self, u: np.ndarray) -> None:
+        """Factorise J at the state ``u`` (the caller sets the other coefficients), keep u."""
+        current = self.u.x.array.copy()
+        self.u.x.array[:] = u
+        self._factorise()
+        self.factorisations -= 1  # a restored factorisation, not a new one of the run
+        self.u.x.array[:] = current
 
     def _sizes(self) -> tuple[float, float]:
         """(size of the last update, size of u): ∞-norms, or the caller's ``norm`` (collective)."""

@@ -31,13 +31,15 @@ class StepperState:
         t: Simulated time.
         steps: Output steps taken.
         arrays: Named local arrays (owned and ghost entries), copied.
-        extra: Further numbers (step sizes, statistics).
+        extra: Further numbers (step sizes, statistics), JSON-serialisable.
+        particles: (t, blocks) of a particle stepper's ensemble (see ``Ensemble.state``).
     """
 
     t: float
     steps: int
     arrays: dict[str, np.ndarray]
     extra: dict[str, Any]
+    particles: Any = None
 
 
 class TimeStepper:
@@ -202,6 +204,7 @@ class AdaptiveStepper:
             raise ValueError(f"adaptive stepping needs a one-step scheme, not {scheme}")
         self.history = [fem.Function(space)]
         self._previous = fem.Function(space)  # the accepted state before history[0]
+        self._jacobian_history = np.zeros_like(self._previous.x.array)
         self._h_previous = 0.0
         v = ufl.TestFunction(space)
         F = self.scheme.residual(eq, u, self.history, v, self.dt)
@@ -240,9 +243,26 @@ class AdaptiveStepper:
         }
 
     def get_state(self) -> StepperState:
-        """u, the previous accepted state (for the predictor), h and the statistics."""
+        """u, the previous accepted state (for the predictor), h, the statistics, and
+        where the current Jacobian was factorised.
+
+        The lagged Jacobian J(u_J, uⁿ_J, h_J) is part of the state: a resumed run
+        refactorises that same matrix, so it takes the same chord iterates as the
+        run that was not interrupted (identical diagnostics, not merely equal to
+        the Newton tolerance).
+        """
         arrays = {"u": self.u.x.array.copy(), "previous": self._previous.x.array.copy()}
-        extra = {"h": self.h, "h_previous": self._h_previous, "stats": dict(self.stats)}
+        extra: dict[str, Any] = {
+            "h": self.h,
+            "h_previous": self._h_previous,
+            "stats": dict(self.stats),
+            "jacobian": None,
+        }
+        n = self.newton
+        if n.jacobian_at is not None and not n.stale:
+            arrays["jacobian_u"] = n.jacobian_at.copy()
+            arrays["jacobian_history"] = self._jacobian_history.copy()
+            extra["jacobian"] = {"h": float(self.dt.value)}
         return StepperState(self.t, self.steps, arrays, extra)
 
     def set_state(self, state: StepperState) -> None:
@@ -251,8 +271,15 @@ class AdaptiveStepper:
         self._previous.x.array[:] = state.arrays["previous"]
         self.h, self._h_previous = state.extra["h"], state.extra["h_previous"]
         self.stats = dict(state.extra["stats"])
+        self.newton.factorisations = int(self.stats.get("factorisations") or 0)
         self.t, self.steps = state.t, state.steps
         self.newton.stale = True
+        jac = state.extra.get("jacobian")
+        if jac is not None:  # rebuild the lagged Jacobian the interrupted run was using
+            self.history[0].x.array[:] = state.arrays["jacobian_history"]
+            self.dt.value = jac["h"]  # type: ignore[assignment]  # a scalar Constant takes a float
+            self.newton.refactorise_at(state.arrays["jacobian_u"])
+            self._jacobian_history = state.arrays["jacobian_history"].copy()
 
     def _predict(self, h: float) -> np.ndarray | None:
         """Linear extrapolation of the last two accepted states to t + h (None at the start)."""
@@ -272,7 +299,10 @@ class AdaptiveStepper:
             self.newton.stale = True  # the Jacobian has mass/h in it
         pred = self._predict(h)
         self.u.x.array[:] = self.history[0].x.array if pred is None else pred
+        before = self.newton.factorisations
         self.newton.solve()
+        if self.newton.factorisations != before:  # J was refactorised at this uⁿ
+            self._jacobian_history = self.history[0].x.array.copy()
         self.last_iterations += self.newton.iterations
         if self.control.tolerance is None or pred is None:
             return 0.0
@@ -373,19 +403,16 @@ class ParticleStepper:
             self.after()
 
     def get_state(self) -> StepperState:
-        """Positions, the absorbed mask and each block's random stream."""
+        """No dof arrays: the ensemble's blocks (positions, masks, streams) are ``particles``."""
         e = self.ensemble
-        arrays = {"x": e.x.copy(), "alive": e.alive.copy()}
-        rngs = [r.bit_generator.state for r in e.rngs]
-        return StepperState(self.t, self.steps, arrays, {"rngs": rngs, "ensemble_t": e.t})
+        return StepperState(self.t, self.steps, {}, {}, particles=(e.t, e.state()))
 
     def set_state(self, state: StepperState) -> None:
         """Continue from ``state``: the particles and their streams continue bit-identically."""
-        e = self.ensemble
-        e.x, e.alive = state.arrays["x"].copy(), state.arrays["alive"].copy()
-        for r, st in zip(e.rngs, state.extra["rngs"], strict=True):
-            r.bit_generator.state = st
-        e.t = state.extra["ensemble_t"]
+        t, blocks = state.particles
+        self.ensemble.restore(blocks, t)
         self.t, self.steps = state.t, state.steps
+        if self.after is not None:
+            self.after()
         if self.after is not None:
             self.after()
