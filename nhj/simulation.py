@@ -22,15 +22,17 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from mpi4py import MPI
 
+from nhj.equations.base import SemiDiscrete
 from nhj.interrupt import Interrupt
 from nhj.interrupt import name as signal_name
 from nhj.problem import Problem, StepperKind
+from nhj.propagators import RationalStepper
 from nhj.solvers import SolverError
 from nhj.stepper import (
     AdaptiveStepper,
@@ -40,6 +42,7 @@ from nhj.stepper import (
     StepperState,
     TimeStepper,
 )
+from nhj.timeschemes import Rational, get_scheme
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +280,21 @@ class Simulation:
         self.close()
 
 
+def linear_stepper(
+    sd: SemiDiscrete,
+    scheme: str,
+    u: Any,
+    dt: float,
+    bcs: list[Any],
+    petsc_options: Mapping[str, Any] | None = None,
+) -> Stepper:
+    """The stepper of a linear equation: a residual scheme, or a Gauss–Legendre propagator."""
+    s = get_scheme(scheme)
+    if isinstance(s, Rational):
+        return RationalStepper(sd, s, u, dt, bcs, petsc_options)
+    return TimeStepper(sd, scheme, u, dt, bcs, petsc_options)
+
+
 def make_stepper(problem: Problem, kind: StepperKind) -> Stepper:
     """The stepper an equation's registry entry asks for, over the problem's pieces."""
     case = problem.case
@@ -290,7 +308,7 @@ def make_stepper(problem: Problem, kind: StepperKind) -> Stepper:
     if sd is None:
         raise ValueError(f"a {kind} stepper needs the equation's semi-discrete pieces")
     if kind == "linear":
-        return TimeStepper(sd, disc.scheme, problem.u0, disc.dt_used, problem.bcs, opts)
+        return linear_stepper(sd, disc.scheme, problem.u0, disc.dt_used, problem.bcs, opts)
     nl, hooks = case.nonlinear, problem.hooks
     control = StepControl(
         tolerance=nl.tolerance,

@@ -112,3 +112,38 @@ class BDF2(TimeScheme):
         """BDF2 residual."""
         un, unm1 = history[0], history[1]
         return eq.M(u, (3.0 * u - 4.0 * un + unm1) / (2.0 * dt), v) + eq.operator(u, v)
+
+
+class Rational(TimeScheme):
+    """A scheme for linear, autonomous equations applied as a rational map uⁿ⁺¹ = R(dt L) uⁿ.
+
+    It has no residual form: :class:`nhj.propagators.RationalStepper` applies it
+    by partial fractions (one factorised solve per root of R's denominator).
+
+    Attributes:
+        stages: s of the s-stage Gauss–Legendre method, R the (s, s) Padé approximant.
+    """
+
+    stages: ClassVar[int]
+
+    def residual(self, eq: SemiDiscrete, u: Any, history: Sequence[Any], v: Any, dt: Any) -> Form:
+        """Not a residual scheme."""
+        raise TypeError(f"{self.name} is applied by the rational stepper, not as a residual")
+
+
+@register
+class Gauss2(Rational):
+    """Gauss–Legendre, 2 stages: order 4, A-stable, unitary for skew-adjoint L (3.11)."""
+
+    name = "gauss2"
+    order = 4
+    stages = 2
+
+
+@register
+class Gauss3(Rational):
+    """Gauss–Legendre, 3 stages: order 6, A-stable, unitary for skew-adjoint L (3.11)."""
+
+    name = "gauss3"
+    order = 6
+    stages = 3

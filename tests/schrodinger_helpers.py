@@ -17,8 +17,7 @@ from nhj.diagnostics import ExactError, Functionals
 from nhj.equations.schrodinger import Schrodinger
 from nhj.exact import GaussianState
 from nhj.meshes import boundary_facets
-from nhj.simulation import Every, Simulation, Stop
-from nhj.stepper import TimeStepper
+from nhj.simulation import Every, Simulation, Stop, linear_stepper
 
 
 @dataclass
@@ -63,7 +62,7 @@ def evolve(
     dofs = fem.locate_dofs_topological(W, msh.topology.dim - 1, boundary_facets(msh))
     bcs = [fem.dirichletbc(np.zeros(2), dofs, W)]
     sd = eq.semidiscrete(W)
-    stepper = TimeStepper(sd, scheme, u, dt, bcs)
+    stepper = linear_stepper(sd, scheme, u, dt, bcs)
     functionals = Functionals(u, sd.functionals)
     masses, energies = [], []
     n = int(round(t_end / dt))
