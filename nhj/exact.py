@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from nhj.equations.potentials import harmonic
+
 
 @dataclass(frozen=True)
 class GaussianState:
@@ -112,9 +114,7 @@ class GaussianState:
     def potential(self, x: Any, M: Any) -> Any:
         """V = ½ m Σ ω_i² y_i², the potential in which this state is exact."""
         y = self.flat_coordinates(x, M)
-        return sum(
-            (0.5 * self.m * w * w * y[i] * y[i] for i, w in enumerate(self.omega) if w), start=0.0
-        )
+        return harmonic([self.m * w * w for w in self.omega], y)
 
     def energy(self) -> float:
         """⟨H⟩ = Σ_i [p_i²/2m + ½mω_i²c_i² + ħ²/(8mσ_i²) + ½ mω_i² σ_i²] (conserved)."""

@@ -28,4 +28,4 @@ def harmonic(curvatures: Sequence[float], y: Any) -> Any:
     ``y`` are the orthonormal coordinates y = L x of a constant metric (x if
     flat), as UFL expressions or numpy arrays: the same formula for both.
     """
-    return sum(0.5 * a * y[i] ** 2 for i, a in enumerate(curvatures) if a)
+    return sum((0.5 * a * y[i] ** 2 for i, a in enumerate(curvatures) if a), start=0.0)
