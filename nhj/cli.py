@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -131,6 +132,9 @@ def _parser() -> argparse.ArgumentParser:
         help="verification cases: names in cases/verify/ or .toml files "
         "(default: every case in cases/verify/)",
     )
+    sw = sub.add_parser("sweep", add_help=False, prefix_chars="+", help="run a grid of cases "
+                        "(local pool or SLURM); status, report; see nhj sweep --help")  # fmt: skip
+    sw.add_argument("argv", nargs=argparse.REMAINDER)  # parsed by nhj.sweep.cli
     return p
 
 
@@ -156,12 +160,34 @@ def configure_logging(quiet: bool, all_ranks: bool) -> None:
     root.propagate = False
 
 
+LINE = 200  # characters of a one-line error message at most
+_FIELD = re.compile(r"[\w.\[\]-]+:?")  # a field name such as solver.petsc_options.ksp_type:
+
+
+def _short(word: str) -> str:
+    """A long path or value with its middle elided (field names stay whole)."""
+    if len(word) <= 40 or _FIELD.fullmatch(word):
+        return word
+    return f"{word[:8]}...{word[-24:]}"
+
+
+def one_line(text: str, limit: int = LINE) -> str:
+    """``text`` on one line of at most ``limit`` characters.
+
+    Long words (paths, values) keep their ends; a line still too long loses its end,
+    the least specific part (the field and the offending value come first).
+    """
+    words = [_short(w) for w in str(text).split()]
+    line = " ".join(words)
+    return line if len(line) <= limit else f"{line[: limit - 3]}..."
+
+
 def _fail_input(e: CaseError, case: Path | None) -> int:
     from mpi4py import MPI
 
     if MPI.COMM_WORLD.rank == 0:
         where = f"{case}: " if case is not None else ""
-        print(f"nhj: error: {where}{e}", file=sys.stderr)
+        print(one_line(f"nhj: error: {where}{e}"), file=sys.stderr)
     return EXIT_INPUT
 
 
@@ -201,6 +227,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "verify":
         return _verify(args)
+    if args.command == "sweep":
+        from nhj.sweep.cli import main as sweep
+
+        return sweep(args.argv)
 
     from mpi4py import MPI
 
@@ -255,8 +285,7 @@ def _verify(args: argparse.Namespace) -> int:
     """``nhj verify``: every rank computes, rank 0 writes the report and prints the table."""
     from mpi4py import MPI
 
-    from nhj.verify import run_verification
-    from nhj.verify_report import summary_table
+    from nhj.verify import run_verification, summary_table
 
     comm = MPI.COMM_WORLD
     try:

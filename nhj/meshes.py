@@ -2,8 +2,10 @@
 
 ``[mesh]`` in a case is either a built-in interval/rectangle/box, or a gmsh
 ``.geo`` file (next to the case or in ``meshes/``) meshed on demand at size
-``h``: rank 0 runs gmsh in memory and DOLFINx distributes the mesh over the
-ranks. No ``.msh`` file is ever written.
+``h``: rank 0 runs gmsh in a subprocess bounded in time, memory and element
+count (``mesh.max_seconds``, ``mesh.max_elements``), which writes a ``.msh``
+into a private temporary directory; DOLFINx distributes that mesh over the
+ranks. No ``.msh`` file is left behind.
 
 A ``.geo`` file takes its numbers through ONELAB, e.g.
 ``DefineConstant[ R = {5, Name "Parameters/R"} ];``: ``mesh.size`` sets
@@ -12,7 +14,12 @@ A ``.geo`` file takes its numbers through ONELAB, e.g.
 
 from __future__ import annotations
 
+import json
+import math
+import os
 import re
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
@@ -55,6 +62,12 @@ SECTION = "mesh"
 # ghost cells across shared facets, so interior-facet integrals see both sides in parallel
 GHOST = mesh.GhostMode.shared_facet
 ONELAB_PREFIX = "Parameters/"
+MAX_ELEMENTS = 5_000_000
+"""Default bound on the cells of a mesh (``mesh.max_elements`` raises it)."""
+MAX_SECONDS = 300.0
+"""Default bound on gmsh's meshing time in seconds (``mesh.max_seconds``)."""
+SPLIT = {"interval": 1, "triangle": 2, "quadrilateral": 1, "tetrahedron": 6, "hexahedron": 1}
+"""Cells of each built-in cell type per box of the ``cells`` grid."""
 
 _COMMENTS = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
 _PHYSICAL = re.compile(r"\bPhysical\s+(Point|Curve|Line|Surface|Volume)\b")
@@ -76,6 +89,9 @@ class MeshSpec:
         size: Characteristic mesh size h, passed as ``Parameters/h`` (gmsh).
         parameters: Overrides of the ``.geo``'s other DefineConstant numbers (gmsh).
         gmsh_dim: Dimension of the gmsh domain, that of its highest Physical group.
+        max_elements: Bound on the number of cells (refused past it, before meshing
+            where it can be estimated).
+        max_seconds: Bound on gmsh's meshing time (gmsh).
     """
 
     type: str
@@ -87,6 +103,8 @@ class MeshSpec:
     size: float | None = None
     parameters: Mapping[str, float] = field(default_factory=dict)
     gmsh_dim: int = 2
+    max_elements: int = MAX_ELEMENTS
+    max_seconds: float = MAX_SECONDS
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any], base_dir: Path) -> MeshSpec:
@@ -104,9 +122,10 @@ class MeshSpec:
             CaseError: On the first invalid field, naming it as ``mesh.<field>``.
         """
         kind = as_str(require(table, "type", SECTION), join(SECTION, "type"), TYPES)
+        limit = as_int(table.get("max_elements", MAX_ELEMENTS), join(SECTION, "max_elements"), lo=1)
         if kind == "gmsh":
-            return cls._gmsh_from_table(table, base_dir)
-        check_keys(table, ("type", "lower", "upper", "cells", "cell"), SECTION)
+            return cls._gmsh_from_table(table, base_dir, limit)
+        check_keys(table, ("type", "lower", "upper", "cells", "cell", "max_elements"), SECTION)
         dim = TYPES[kind]
         assert dim is not None
         lower = as_floats(require(table, "lower", SECTION), join(SECTION, "lower"), dim)
@@ -129,11 +148,22 @@ class MeshSpec:
         cell = table.get("cell")
         if cell is not None:
             cell = as_str(cell, join(SECTION, "cell"), CELLS[kind])
-        return cls(kind, lower, upper, counts, cell)
+        n = math.prod(counts) * SPLIT[cell or DEFAULT_CELL[kind]]
+        if n > limit:
+            raise CaseError(
+                join(SECTION, "cells"),
+                f"{n:.3g} cells > mesh.max_elements = {limit}; use fewer cells or raise "
+                "mesh.max_elements",
+            )
+        return cls(kind, lower, upper, counts, cell, max_elements=limit)
 
     @classmethod
-    def _gmsh_from_table(cls, table: Mapping[str, Any], base_dir: Path) -> MeshSpec:
-        check_keys(table, ("type", "file", "size", "parameters"), SECTION)
+    def _gmsh_from_table(cls, table: Mapping[str, Any], base_dir: Path, limit: int) -> MeshSpec:
+        keys = ("type", "file", "size", "parameters", "max_elements", "max_seconds")
+        check_keys(table, keys, SECTION)
+        seconds = as_float(
+            table.get("max_seconds", MAX_SECONDS), join(SECTION, "max_seconds"), positive=True
+        )
         path = resolve_geo(as_str(require(table, "file", SECTION), join(SECTION, "file")), base_dir)
         text = path.read_text(encoding="utf-8", errors="replace")
         check_geo(text, path)  # before gmsh ever sees it: a .geo is a scripting language
@@ -156,7 +186,13 @@ class MeshSpec:
                 raise CaseError(key, f"not a parameter of {path.name}; it has: {names}")
             parameters[name] = as_float(value, key)
         return cls(
-            "gmsh", file=path, size=size, parameters=parameters, gmsh_dim=geo_dimension(text, path)
+            "gmsh",
+            file=path,
+            size=size,
+            parameters=parameters,
+            gmsh_dim=geo_dimension(text, path),
+            max_elements=limit,
+            max_seconds=seconds,
         )
 
     @property
@@ -248,7 +284,7 @@ def build_mesh(spec: MeshSpec, comm: MPI.Comm) -> mesh.Mesh:
         )
     cell_type = CELLS[spec.type][spec.cell or DEFAULT_CELL[spec.type]]
     create = mesh.create_rectangle if spec.type == "rectangle" else mesh.create_box
-    corners = [np.array(spec.lower), np.array(spec.upper)]
+    corners: list[Any] = [np.array(spec.lower), np.array(spec.upper)]
     return create(comm, corners, list(spec.cells), cell_type=cell_type, ghost_mode=GHOST)
 
 
@@ -282,63 +318,142 @@ def _clear_parameters(gmsh: Any) -> None:
         gmsh.onelab.clear(name)
 
 
-def _flush_parser(gmsh: Any) -> None:
-    """Drop the token that a failed ``.geo`` parse leaves in gmsh's parser.
+_WORKER = r"""
+import json, resource, sys
+geo, msh, job = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+resource.setrlimit(resource.RLIMIT_AS, (job["memory"], job["memory"]))
+import gmsh
+gmsh.initialize(readConfigFiles=False, interruptible=False)
+gmsh.option.setNumber("General.Terminal", 0)
+for name, value in job["parameters"].items():
+    gmsh.onelab.setNumber("Parameters/" + name, [value])
+try:
+    gmsh.merge(geo)
+    dim, h, limit = job["dim"], job["size"], job["max_elements"]
+    box = gmsh.model.getBoundingBox(-1, -1)
+    extent = [max(box[3 + i] - box[i], 0.0) for i in range(3)]
+    volume = 1.0
+    for e in sorted(extent, reverse=True)[:dim]:
+        volume *= max(e, h)
+    estimate = {1: 1.0, 2: 2.3, 3: 6.0}[dim] * volume / h**dim
+    if estimate > limit:
+        print(json.dumps({"estimate": estimate}))
+        sys.exit(3)
+    gmsh.model.mesh.generate(dim)
+    count = sum(len(tags) for tags in gmsh.model.mesh.getElements(dim)[1])
+    if count > limit:
+        print(json.dumps({"count": count}))
+        sys.exit(3)
+    if count == 0:
+        print(json.dumps({"error": f"the mesh has no cells of dimension {dim}"}))
+        sys.exit(1)
+    gmsh.write(msh)
+except MemoryError:
+    print(json.dumps({"error": "out of memory"}))
+    sys.exit(1)
+except Exception as e:
+    print(json.dumps({"error": " ".join(str(e).split())}))
+    sys.exit(1)
+"""
 
-    gmsh aborts a parse by throwing, which skips the parser's own flush; the next
-    ``.geo`` (even in a new session: the parser state is static) would then fail with
-    "line 0: syntax error". A throwaway parse consumes the stale token.
-    """
-    with tempfile.TemporaryDirectory(prefix="nhj-gmsh-") as tmp:
-        path = Path(tmp) / "flush.geo"
-        path.write_text("nhj_flush = 0;\n", encoding="utf-8")
-        for _ in range(3):
-            try:
-                gmsh.merge(str(path))
-                return
-            except Exception:  # the stale token makes this parse fail; the next one is clean
-                continue
 
-
-def _merge_checked(gmsh: Any, path: Path) -> None:
-    """Merge the ``.geo`` at ``path`` as checked, from a copy in an empty directory.
+def _checked_copy(path: Path, tmp: Path) -> Path:
+    """A copy of the ``.geo`` at ``path`` as checked, in the empty directory ``tmp``.
 
     gmsh would also run a ``<name>.geo.opt`` beside the file, and the file may have
     changed since the case was loaded; the copy is the text that check_geo accepted.
     """
     text = path.read_text(encoding="utf-8", errors="replace")
     check_geo(text, path)
-    with tempfile.TemporaryDirectory(prefix="nhj-gmsh-") as tmp:
-        copy = Path(tmp) / path.name
-        copy.write_text(text, encoding="utf-8")
-        gmsh.merge(str(copy))
+    copy = tmp / path.name
+    copy.write_text(text, encoding="utf-8")
+    return copy
+
+
+def generate(spec: MeshSpec, tmp: Path) -> Path:
+    """Mesh ``spec``'s ``.geo`` in a gmsh subprocess bounded in time, memory and size.
+
+    The child estimates the element count from the bounding box and mesh.size before
+    meshing, counts the elements after, and is killed past ``mesh.max_seconds``; its
+    address space is limited too, so an endless or huge ``.geo`` ends with one line.
+    Its environment has no MPI variables (it is not an MPI process).
+
+    Returns:
+        The ``.msh`` file written in ``tmp``.
+
+    Raises:
+        CaseError: Past a bound, or if gmsh fails on the file.
+    """
+    assert spec.file is not None and spec.size is not None
+    geo, msh = _checked_copy(spec.file, tmp), tmp / "mesh.msh"
+    job = {
+        "parameters": {"h": spec.size, **spec.parameters},
+        "dim": spec.gmsh_dim,
+        "size": spec.size,
+        "max_elements": spec.max_elements,
+        "memory": max(2 << 30, 2048 * spec.max_elements),
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "HYDRA", "MPI"))}
+    field = join(SECTION, "file")
+    try:
+        r = subprocess.run(
+            [sys.executable, "-I", "-c", _WORKER, str(geo), str(msh), json.dumps(job)],
+            capture_output=True,
+            text=True,
+            timeout=spec.max_seconds,
+            env=env,
+            cwd=tmp,
+        )
+    except subprocess.TimeoutExpired:
+        raise CaseError(
+            join(SECTION, "max_seconds"),
+            f"gmsh did not finish {spec.file.name} within {spec.max_seconds:g} s; "
+            "increase mesh.size or mesh.max_seconds",
+        ) from None
+    lines = r.stdout.strip().splitlines()
+    try:
+        info = json.loads(lines[-1]) if lines else {}
+    except ValueError:
+        info = {}
+    if "estimate" in info or "count" in info:
+        n = info.get("count", info.get("estimate"))
+        what = "has" if "count" in info else "would have about"
+        raise CaseError(
+            join(SECTION, "max_elements"),
+            f"the mesh of {spec.file.name} {what} {n:.3g} elements > {spec.max_elements}; "
+            "increase mesh.size or raise mesh.max_elements",
+        )
+    if r.returncode != 0 or not msh.is_file():
+        detail = info.get("error") or (r.stderr.strip().splitlines() or ["killed"])[-1]
+        raise CaseError(field, f"gmsh failed on {spec.file}: {detail}")
+    return msh
 
 
 def _gmsh_mesh(spec: MeshSpec, comm: MPI.Comm) -> mesh.Mesh:
     from dolfinx.io import gmsh as gmshio
 
-    assert spec.file is not None and spec.size is not None
-    with _gmsh_session() if comm.rank == 0 else nullcontext() as gmsh:
-        error = None
+    with tempfile.TemporaryDirectory(prefix="nhj-gmsh-") as tmp:  # used on rank 0 only
+        error, msh = None, Path(tmp) / "mesh.msh"
         if comm.rank == 0:
             try:
-                for name, value in {"h": spec.size, **spec.parameters}.items():
-                    gmsh.onelab.setNumber(ONELAB_PREFIX + name, [float(value)])
-                _merge_checked(gmsh, spec.file)
-                gmsh.model.mesh.generate(spec.gmsh_dim)
-            except Exception as e:  # gmsh raises bare Exception carrying its log message
-                error = " ".join(f"gmsh failed on {spec.file}: {e}".split())
-                _flush_parser(gmsh)
+                msh = generate(spec, Path(tmp))
+            except CaseError as e:
+                error = (e.field, e.reason)
         # every rank must raise together, or the others would hang in model_to_mesh
         error = comm.bcast(error, root=0)
         if error is not None:
-            raise CaseError(join(SECTION, "file"), error)
-        model = gmsh.model if comm.rank == 0 else None
-        # model_to_mesh would not ghost; match the built-in meshes
-        partitioner = mesh.create_cell_partitioner(GHOST, 2)
-        return gmshio.model_to_mesh(
-            model, comm, 0, gdim=spec.gmsh_dim, partitioner=partitioner
-        ).mesh
+            raise CaseError(*error)
+        session: Any = _gmsh_session() if comm.rank == 0 else nullcontext()
+        with session as gmsh:
+            model = None
+            if comm.rank == 0:
+                gmsh.merge(str(msh))
+                model = gmsh.model
+            # model_to_mesh would not ghost; match the built-in meshes
+            partitioner = mesh.create_cell_partitioner(GHOST, 2)  # type: ignore[call-arg]
+            return gmshio.model_to_mesh(
+                model, comm, 0, gdim=spec.gmsh_dim, partitioner=partitioner
+            ).mesh
 
 
 def boundary_facets(msh: mesh.Mesh) -> np.ndarray:

@@ -122,6 +122,7 @@ def write_gathered_vtu(path: Path, fields: Sequence[fem.Function]) -> None:
 
     Each rank contributes its owned cells with their own copy of the dof
     coordinates, so shared vertices appear once per rank: harmless for plotting.
+    A rank that owns no cells contributes nothing.
     """
     V = fields[0].function_space
     msh = V.mesh
@@ -138,6 +139,8 @@ def write_gathered_vtu(path: Path, fields: Sequence[fem.Function]) -> None:
     datas: list[list[Any]] = [[] for _ in fields]
     tops, types, xs, offset = [], [], [], 0
     for top, ct, xx, dd in gathered:  # type: ignore[union-attr]
+        if len(ct) == 0:  # a rank without cells
+            continue
         top = top.reshape(len(ct), -1).copy()
         top[:, 1:] += offset
         tops.append(top.ravel())

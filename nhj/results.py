@@ -159,8 +159,8 @@ class ResultDir:
             elif status == "completed":
                 raise CaseError(
                     "--out",
-                    f"{final} holds a completed result; give --overwrite to replace it "
-                    "(it is kept until the new run completes) or another --out",
+                    f"{final} holds a completed result; replace it with --overwrite "
+                    "(kept until the new run completes) or give another --out",
                 )
             elif has_checkpoint:
                 raise CaseError(
