@@ -99,6 +99,10 @@ SMALL: dict[str, dict[str, Any]] = {
         "mesh": {"cells": [32, 24]},
         "discretisation": {"t_end": 0.2, "degree": 1},
     },
+    "gross_pitaevskii_soliton_1d": {
+        "mesh": {"cells": [200]},
+        "discretisation": {"t_end": 0.2, "dt": 0.01},
+    },
 }
 
 #: Relative energy drift allowed for the small cases whose energy is not a quadratic invariant.

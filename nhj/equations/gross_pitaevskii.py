@@ -35,11 +35,15 @@ class GrossPitaevskii:
 
     def operator(self, u: Any, v: Any) -> Any:
         """h(ψ_r, v_i) − h(ψ_i, v_r) + g ∫ |ψ|² (ψ_r v_i − ψ_i v_r) √g."""
+        if self.g == 0:  # UFL folds 0·f to a Zero, which cannot be integrated
+            return self.linear.operator(u, v)
         coupling = self.g * ufl.inner(u, u) * (u[0] * v[1] - u[1] * v[0])
         return self.linear.operator(u, v) + self.linear.metric.volume(coupling)
 
     def energy(self, u: Any) -> Any:
         """⟨ψ|H|ψ⟩ + (g/2) ∫ |ψ|⁴ √g dq."""
+        if self.g == 0:
+            return self.linear.energy(u)
         quartic = 0.5 * self.g * ufl.inner(u, u) ** 2
         return self.linear.energy(u) + self.linear.metric.volume(quartic)
 
