@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from nhj.meshes import MeshSpec
+from nhj.meshes import MeshSpec, check_dofs
 from nhj.registry import EQUATIONS, equations_reading
 from nhj.safety import check_name
 from nhj.schema import CaseError, as_str, as_table, check_keys, require
@@ -47,8 +47,14 @@ def _own_sections() -> tuple[str, ...]:
     return tuple(k for e in EQUATIONS.values() for k in e.own)
 
 
-def case_from_dict(d: Mapping[str, Any], base_dir: Path, name: str = "case") -> Case:
-    """Validate a parsed TOML document against the schema of its equation's entry."""
+def case_from_dict(
+    d: Mapping[str, Any], base_dir: Path, name: str = "case", max_dofs: int | None = None
+) -> Case:
+    """Validate a parsed TOML document against the schema of its equation's entry.
+
+    ``max_dofs`` (``--max-dofs``) replaces the case's ``mesh.max_dofs``; the size is
+    checked here, before any mesh exists, where it can be estimated.
+    """
     check_keys(d, COMMON_SECTIONS + OPTIONAL_SECTIONS + _own_sections(), "")
     equation = as_str(require(d, "equation", ""), "equation", tuple(EQUATIONS))
     entry = EQUATIONS[equation]
@@ -71,6 +77,8 @@ def case_from_dict(d: Mapping[str, Any], base_dir: Path, name: str = "case") -> 
             f"(default {entry.default_scheme!r}); got {scheme!r}",
         )
     mesh = MeshSpec.from_table(section("mesh", True), base_dir)
+    if max_dofs is not None:
+        mesh = replace(mesh, max_dofs=max_dofs)
     dim = mesh.dim
     check_name(as_str(d.get("name", "case"), "name"))  # an explicit name becomes a directory
     case = Case(
@@ -97,6 +105,7 @@ def case_from_dict(d: Mapping[str, Any], base_dir: Path, name: str = "case") -> 
         own={key: parse(section(key)) for key, parse in entry.own.items()},
     )
     entry.rules(case)
+    check_dofs(case.mesh, case.discretisation.degree, equation)
     return case
 
 
@@ -106,24 +115,32 @@ def read_toml(path: Path) -> tuple[str, dict[str, Any]]:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise CaseError("case", f"cannot read {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise CaseError(
+            "case", f"{path} is not UTF-8 text (byte {e.start}); save the case file as UTF-8"
+        ) from None
+    return text, parse_toml(text, f"{path} is")
+
+
+def parse_toml(text: str, what: str = "case text is") -> dict[str, Any]:
+    """The table of a TOML text; CaseError("case", ...) if it is not valid or too deep."""
     try:
-        return text, tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise CaseError("case", f"{path} is not valid TOML: {e}".replace("\n", " ")) from None
+        raise CaseError("case", f"{what} not valid TOML: {e}".replace("\n", " ")) from None
+    except RecursionError:
+        raise CaseError("case", f"{what} not usable: arrays or tables nested too deeply") from None
 
 
 def case_from_text(text: str, base_dir: Path, name: str) -> Case:
     """Validate the text of a case file (e.g. a result directory's copy, on resume)."""
-    try:
-        d = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise CaseError("case", f"not valid TOML: {e}".replace("\n", " ")) from None
+    d = parse_toml(text)
     return replace(case_from_dict(d, base_dir, name=name), text=text)
 
 
-def load_case(path: str | Path) -> Case:
+def load_case(path: str | Path, max_dofs: int | None = None) -> Case:
     """Read and validate a case file; raises CaseError on any problem."""
     path = Path(path)
     text, d = read_toml(path)
-    case = case_from_dict(d, path.resolve().parent, name=path.stem)
+    case = case_from_dict(d, path.resolve().parent, name=path.stem, max_dofs=max_dofs)
     return replace(case, path=path, text=text)

@@ -69,6 +69,12 @@ def _parser() -> argparse.ArgumentParser:
         help="replace a completed result in --out (kept until the new run completes)",
     )
     r.add_argument(
+        "--max-dofs",
+        type=int,
+        default=None,
+        help="refuse a case with more degrees of freedom (default: mesh.max_dofs, 2e7)",
+    )
+    r.add_argument(
         "--max-wall-s",
         type=float,
         default=None,
@@ -82,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
         "mesh-dependent input (SPD metric, initial density). Writes nothing.",
     )
     c.add_argument("case", type=Path, help="case file (TOML)")
+    c.add_argument(
+        "--max-dofs",
+        type=int,
+        default=None,
+        help="refuse a case with more degrees of freedom (default: mesh.max_dofs, 2e7)",
+    )
 
     pl = sub.add_parser(
         "plot",
@@ -252,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             if args.case is None:
                 raise CaseError("case", "give a case file (or --resume DIR)")
-            case = load_case(args.case)
+            case = load_case(args.case, args.max_dofs)
             if args.command == "check":
                 problem = build(case, comm)
                 if comm.rank == 0:

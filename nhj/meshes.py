@@ -23,7 +23,7 @@ import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,8 @@ MAX_ELEMENTS = 5_000_000
 """Default bound on the cells of a mesh (``mesh.max_elements`` raises it)."""
 MAX_SECONDS = 300.0
 """Default bound on gmsh's meshing time in seconds (``mesh.max_seconds``)."""
+MAX_DOFS = 20_000_000
+"""Default bound on the degrees of freedom of a case (``mesh.max_dofs``, ``--max-dofs``)."""
 SPLIT = {"interval": 1, "triangle": 2, "quadrilateral": 1, "tetrahedron": 6, "hexahedron": 1}
 """Cells of each built-in cell type per box of the ``cells`` grid."""
 
@@ -92,6 +94,8 @@ class MeshSpec:
         max_elements: Bound on the number of cells (refused past it, before meshing
             where it can be estimated).
         max_seconds: Bound on gmsh's meshing time (gmsh).
+        max_dofs: Bound on the degrees of freedom (:func:`dofs_estimate`), checked
+            before the mesh is built where it can be, else right after.
     """
 
     type: str
@@ -105,6 +109,7 @@ class MeshSpec:
     gmsh_dim: int = 2
     max_elements: int = MAX_ELEMENTS
     max_seconds: float = MAX_SECONDS
+    max_dofs: int = MAX_DOFS
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any], base_dir: Path) -> MeshSpec:
@@ -123,9 +128,11 @@ class MeshSpec:
         """
         kind = as_str(require(table, "type", SECTION), join(SECTION, "type"), TYPES)
         limit = as_int(table.get("max_elements", MAX_ELEMENTS), join(SECTION, "max_elements"), lo=1)
+        dofs = as_int(table.get("max_dofs", MAX_DOFS), join(SECTION, "max_dofs"), lo=1)
         if kind == "gmsh":
-            return cls._gmsh_from_table(table, base_dir, limit)
-        check_keys(table, ("type", "lower", "upper", "cells", "cell", "max_elements"), SECTION)
+            return replace(cls._gmsh_from_table(table, base_dir, limit), max_dofs=dofs)
+        keys = ("type", "lower", "upper", "cells", "cell", "max_elements", "max_dofs")
+        check_keys(table, keys, SECTION)
         dim = TYPES[kind]
         assert dim is not None
         lower = as_floats(require(table, "lower", SECTION), join(SECTION, "lower"), dim)
@@ -155,11 +162,11 @@ class MeshSpec:
                 f"{n:.3g} cells > mesh.max_elements = {limit}; use fewer cells or raise "
                 "mesh.max_elements",
             )
-        return cls(kind, lower, upper, counts, cell, max_elements=limit)
+        return cls(kind, lower, upper, counts, cell, max_elements=limit, max_dofs=dofs)
 
     @classmethod
     def _gmsh_from_table(cls, table: Mapping[str, Any], base_dir: Path, limit: int) -> MeshSpec:
-        keys = ("type", "file", "size", "parameters", "max_elements", "max_seconds")
+        keys = ("type", "file", "size", "parameters", "max_elements", "max_seconds", "max_dofs")
         check_keys(table, keys, SECTION)
         seconds = as_float(
             table.get("max_seconds", MAX_SECONDS), join(SECTION, "max_seconds"), positive=True
@@ -201,6 +208,53 @@ class MeshSpec:
         dim = self.gmsh_dim if self.type == "gmsh" else TYPES[self.type]
         assert dim is not None
         return dim
+
+
+def dofs_estimate(spec: MeshSpec, degree: int, components: int, cells: int | None = None) -> int:
+    """Degrees of freedom of degree-k Lagrange elements with ``components`` per node.
+
+    Exact for a built-in grid, (k n + 1)^K nodes; for a mesh of ``cells`` simplices
+    cells × k^K / K! (a triangle mesh has about half as many vertices as cells, a
+    tetrahedral one a sixth). 0 for a gmsh mesh not yet built.
+    """
+    if spec.type != "gmsh":
+        return components * math.prod(degree * n + 1 for n in spec.cells)
+    if cells is None:
+        return 0
+    return components * max(1, cells * degree**spec.dim // math.factorial(spec.dim))
+
+
+def lu_bytes(dofs: int, dim: int, degree: int, components: int) -> float:
+    """Rough memory of a direct LU factorisation (nested dissection fill, 8-byte entries).
+
+    Factor entries per unknown: ~(dofs per cell row) in 1D, × log2 N in 2D, × N^(1/3)
+    in 3D (the separators of nested dissection).
+    """
+    row = components * (degree + 1) ** dim
+    fill = {1: 1.0, 2: max(1.0, math.log2(max(dofs, 2))), 3: max(1.0, dofs ** (1 / 3))}[dim]
+    return 8.0 * dofs * row * fill
+
+
+COMPONENTS = {"fokker_planck": 1, "langevin": 1}
+"""Unknowns per node of an equation's space (2 otherwise: (ψ_r, ψ_i) or (R, S))."""
+
+
+def check_dofs(spec: MeshSpec, degree: int, equation: str, cells: int | None = None) -> None:
+    """Refuse a case whose dofs exceed ``spec.max_dofs``, with the memory LU would need.
+
+    Raises:
+        CaseError("mesh.max_dofs", ...): past the bound.
+    """
+    components = COMPONENTS.get(equation, 2)
+    n = dofs_estimate(spec, degree, components, cells)
+    if n <= spec.max_dofs:
+        return
+    gib = lu_bytes(n, spec.dim, degree, components) / 2**30
+    raise CaseError(
+        join(SECTION, "max_dofs"),
+        f"about {n:.3g} degrees of freedom (a direct solve would need ~{gib:.3g} GiB) > "
+        f"{spec.max_dofs}; coarsen the mesh or the degree, or raise mesh.max_dofs (--max-dofs)",
+    )
 
 
 def resolve_geo(name: str, base_dir: Path) -> Path:

@@ -71,7 +71,10 @@ def plot_fields(result: Path) -> Path:
     import pyvista
 
     pyvista.OFF_SCREEN = True
+    _quiet_vtk()  # a corrupt file is reported once, as a CaseError, not by VTK's logger
     grid = pyvista.read(str(result / "final.vtu"))
+    if grid.n_points == 0 or "p" not in grid.point_data:
+        raise ValueError("final.vtu has no points or no field p")
     out = result / "fields.png"
     if np.ptp(grid.points[:, 1]) == 0 and np.ptp(grid.points[:, 2]) == 0:
         import matplotlib
@@ -121,6 +124,7 @@ def _quiet_vtk() -> None:
     import vtk
 
     vtk.vtkLogger.SetStderrVerbosity(vtk.vtkLogger.VERBOSITY_OFF)
+    vtk.vtkObject.GlobalWarningDisplayOff()
 
 
 def plot_result(result: Path) -> list[Path]:
@@ -132,4 +136,10 @@ def plot_result(result: Path) -> list[Path]:
             "result",
             f"{result} is not a complete nhj result directory (missing {', '.join(missing)})",
         )
-    return [plot_diagnostics(result), plot_fields(result)]
+    try:
+        return [plot_diagnostics(result), plot_fields(result)]
+    except (OSError, ValueError, KeyError, IndexError, TypeError, csv.Error) as e:
+        what = " ".join(str(e).split()) or type(e).__name__
+        raise CaseError(
+            "result", f"{result} has an unreadable diagnostics.csv or final.vtu: {what}"
+        ) from None

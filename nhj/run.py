@@ -301,7 +301,8 @@ def _simulate(
             )
     fields.update()
     write_gathered_vtu(result.path / "final.vtu", fields.functions)
-    summary.update({k: v for k, v in csv_rows.rows[-1].items() if k not in ("step", "t")})
+    last_row = csv_rows.rows[-1] if csv_rows.rows else {}  # none if t = 0 already failed
+    summary.update({k: v for k, v in last_row.items() if k not in ("step", "t")})
     summary.update({f"{k}_drift": v for k, v in diagnostics.drift.items()})
     summary.update(stats)
     summary.update(

@@ -36,6 +36,18 @@ from nhj.tensors import coordinate_names, is_constant
 PARAMETER_NAMES = ("gamma", "beta", "hbar", "m")
 
 
+TINY, HUGE = 1e-30, 1e30
+"""Range of γ, β and ħ: the forms carry γ³/β², 1/γ and γ/β, which must stay finite."""
+
+
+def _scale(value: Any, field: str) -> float:
+    """A number > 0 within [TINY, HUGE]."""
+    x = as_float(value, field, positive=True)
+    if not TINY <= x <= HUGE:
+        raise CaseError(field, f"must lie in [{TINY:g}, {HUGE:g}], got {x:g}")
+    return x
+
+
 @dataclass(frozen=True)
 class Parameters:
     """Learning parameters γ, β and the derived ħ = γ/β (3.12), m = 1/γ (3.13).
@@ -57,9 +69,9 @@ class Parameters:
         check_keys(t, ("gamma", "beta", "hbar"), s)
         hb = t.get("hbar")
         return cls(
-            gamma=as_float(require(t, "gamma", s), join(s, "gamma"), positive=True),
-            beta=as_float(require(t, "beta", s), join(s, "beta"), positive=True),
-            hbar_override=None if hb is None else as_float(hb, join(s, "hbar"), positive=True),
+            gamma=_scale(require(t, "gamma", s), join(s, "gamma")),
+            beta=_scale(require(t, "beta", s), join(s, "beta")),
+            hbar_override=None if hb is None else _scale(hb, join(s, "hbar")),
         )
 
     @property

@@ -239,8 +239,11 @@ class Simulation:
         s = self.stepper
         if not self._started:
             self._started = True
-            for o in self.observers:
-                o(s.t, s.steps)
+            try:
+                for o in self.observers:
+                    o(s.t, s.steps)
+            except SolverError as e:  # the initial state already non-finite
+                return Outcome("failed", f"{e} at t = {s.t:g}", s.steps, s.t, dict(s.stats))
         status, message = "completed", ""
         while not self._last(stop):
             try:

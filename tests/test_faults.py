@@ -384,3 +384,94 @@ def test_gmsh_is_bounded(
     if comm.rank == 0:
         assert expect in one_line(err)
     assert elapsed < 30
+
+
+TINY = {
+    "equation": "schrodinger",
+    "parameters": {"gamma": 1.0, "beta": 1.0},
+    "mesh": {"type": "interval", "lower": [-5.0], "upper": [5.0], "cells": [20]},
+    "discretisation": {"degree": 1, "dt": 0.01, "t_end": 0.02},
+    "initial": {"kind": "gaussian", "center": [0.0], "width": [1.0]},
+}
+FP = {**TINY, "equation": "fokker_planck"}
+BAD: dict[str, tuple[Any, str]] = {
+    "beta 1e308": ({**TINY, "parameters": {"gamma": 1.0, "beta": 1e308}}, "parameters.beta: "),
+    "gamma 1e308": ({**TINY, "parameters": {"gamma": 1e308, "beta": 1.0}}, "parameters.gamma: "),
+    "cells 1e30": ({**TINY, "mesh": {**TINY["mesh"], "cells": 1e30}}, "mesh.cells: "),
+    "centre outside": (
+        {**TINY, "initial": {"kind": "gaussian", "center": [50.0], "width": [1.0]}},
+        "initial.center: ",
+    ),
+    "V sqrt(x0)": ({**TINY, "potential": {"V": "sqrt(x0)"}}, "potential.V: "),
+    "loss x0/0": ({**FP, "potential": {"loss": "x0/0"}}, "potential.loss: "),
+    "S log(x0)": (
+        {**TINY, "initial": {"kind": "expression", "p": "exp(-x0**2)", "S": "log(x0)"}},
+        "initial.S: ",
+    ),
+    "binary": (bytes(range(256)), "case: "),
+    "utf-16": ('equation = "schrodinger"\n'.encode("utf-16"), "case: "),
+    "nested 10000": (b"a = " + b"[" * 10_000 + b"]" * 10_000 + b"\n", "case: "),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_bad_input_is_one_line(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Overflowing numbers, expressions undefined on the mesh, unreadable files: exit 2."""
+    d, field = BAD[name]
+    case = tmp_path / "bad.toml"
+    if isinstance(d, bytes):
+        case.write_bytes(d)
+    else:
+        case = write_case(tmp_path, "bad", d)
+    capsys.readouterr()
+    assert main(["check", str(case)]) == 2
+    assert f" {field}" in one_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("loss", ["2.0", "gamma*beta", "x0**2 + 400", "x0**2 - 400"])
+def test_degenerate_losses_run(loss: str, tmp_path: Path) -> None:
+    """A constant loss, one of parameters only, a ±400 offset (Gibbs normalised by its max)."""
+    case = write_case(tmp_path, "fp", {**FP, "potential": {"loss": loss}})
+    assert main(["-q", "run", str(case), "--out", str(tmp_path / "out")]) == 0
+    s = summary(tmp_path / "out")
+    assert s["status"] == "completed" and s["gibbs_l1"] is not None
+
+
+def test_huge_case_refused_fast(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """20000×20000 P4: refused by mesh.max_elements, and by the dof estimate past it, < 2 s."""
+    huge = {
+        **TINY,
+        "mesh": {"type": "rectangle", "lower": [0.0, 0.0], "upper": [1.0, 1.0]}
+        | {"cells": [20000, 20000]},
+        "discretisation": {"degree": 4, "dt": 0.01, "t_end": 0.02},
+        "initial": {"kind": "gaussian", "center": [0.5, 0.5], "width": [0.1, 0.1]},
+    }
+    raised = {**huge, "mesh": {**huge["mesh"], "max_elements": 10**9}}
+    for name, d, field in (("a", huge, "mesh.cells: "), ("b", raised, "mesh.max_dofs: ")):
+        case = write_case(tmp_path, name, d)
+        capsys.readouterr()
+        t0 = time.monotonic()
+        assert main(["check", str(case)]) == 2
+        assert time.monotonic() - t0 < 2.0
+        assert field in one_line(capsys.readouterr().err)
+    small = write_case(tmp_path, "small", TINY)
+    assert main(["check", "--max-dofs", "10", str(small)]) == 2
+    assert "mesh.max_dofs: " in one_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("broken", ["csv", "vtu"])
+def test_plot_corrupt_result(
+    broken: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`nhj plot` on a corrupt diagnostics.csv or final.vtu: exit 2, one line."""
+    out = tmp_path / "out"
+    assert main(["-q", "run", str(write_case(tmp_path, "t", TINY)), "--out", str(out)]) == 0
+    if broken == "csv":
+        (out / "diagnostics.csv").write_text("step,t,mass\n0,zero,\x00\n")
+    else:
+        (out / "final.vtu").write_bytes(b"<VTKFile garbage \x00\x01")
+    capsys.readouterr()
+    assert main(["plot", str(out)]) == 2
+    assert "result: " in one_line(capsys.readouterr().err)

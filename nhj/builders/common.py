@@ -22,16 +22,78 @@ from nhj.equations.learning import noise_tensor
 from nhj.equations.potentials import effective_potential, harmonic
 from nhj.exact import GaussianState
 from nhj.expressions import to_numpy, to_ufl
-from nhj.meshes import boundary_facets, build_mesh
+from nhj.meshes import boundary_facets, build_mesh, check_dofs
 from nhj.schema import CaseError
 from nhj.sections import Case, MetricSpec
 from nhj.tensors import check_spd, coordinate_names, coordinates, flat_frame, tensor_ufl
 
 
 def mesh_and_metric(case: Case, comm: MPI.Comm) -> tuple[Any, Metric]:
-    """The case's mesh and metric (collective)."""
+    """The case's mesh and metric (collective); the input is checked on the mesh first.
+
+    A gmsh mesh's size (mesh.max_dofs), V and an expression loss finite at the mesh
+    points, a Gaussian's centre inside the domain: see :func:`check_on_mesh`.
+    """
     msh = build_mesh(case.mesh, comm)
+    if case.mesh.type == "gmsh":
+        cells = msh.topology.index_map(msh.topology.dim).size_global
+        check_dofs(case.mesh, case.discretisation.degree, case.equation, cells)
+    check_on_mesh(case, msh)
     return msh, make_metric(case.metric, msh, 2 * case.discretisation.degree + 4)
+
+
+def check_on_mesh(case: Case, msh: Any) -> None:
+    """V and an expression loss finite at every mesh point; a centre inside the domain.
+
+    ``V = "sqrt(x0)"`` on x0 < 0 or ``loss = "x0/0"`` would otherwise reach the
+    solver as NaN (collective: every rank raises the same CaseError).
+    """
+    dim = case.dim
+    x = msh.geometry.x[:, :dim].T
+    env: dict[str, Any] = {n: x[i] for i, n in enumerate(coordinate_names(dim))}
+    env.update(case.parameters.values())
+    problem = ""
+    for name in ("V", "loss"):
+        expr = getattr(case.potential, name)
+        if expr is None or not x.shape[1]:
+            continue
+        with np.errstate(all="ignore"):
+            values = np.broadcast_to(to_numpy(expr, env), x.shape[1:])
+        bad = ~np.isfinite(values)
+        if bad.any():
+            at = np.round(x[:, int(np.argmax(bad))], 4).tolist()
+            problem = f"potential.{name}: must be finite at every mesh point (not at x = {at})"
+            break
+    lo, hi = x.min(axis=1) if x.size else None, x.max(axis=1) if x.size else None
+    los = [a for a in msh.comm.allgather(lo) if a is not None]
+    his = [a for a in msh.comm.allgather(hi) if a is not None]
+    lower, upper = np.min(los, axis=0), np.max(his, axis=0)
+    center = case.initial.center
+    if not problem and case.initial.kind != "expression" and len(center) == dim:
+        tol = 1e-12 * float(np.max(upper - lower))
+        if np.any(np.array(center) < lower - tol) or np.any(np.array(center) > upper + tol):
+            problem = (
+                f"initial.center: {list(center)} lies outside the domain "
+                f"[{np.round(lower, 6).tolist()}, {np.round(upper, 6).tolist()}]"
+            )
+    problem = max(msh.comm.allgather(problem), key=len)
+    if problem:
+        field_name, reason = problem.split(": ", 1)
+        raise CaseError(field_name, reason)
+
+
+def shifted_log_weight(logw: Any, space: Any) -> Any:
+    """log w − max log w (over the dofs of ``space``, where |max| > 100): no overflow.
+
+    The Gibbs density e^{log w}/∫e^{log w} is unchanged (log-sum-exp); a loss with a
+    constant offset of ±400 would otherwise give Z = 0 or inf (collective).
+    """
+    f = fem.Function(space)
+    f.interpolate(fem.Expression(logw, space.element.interpolation_points))
+    n = space.dofmap.index_map.size_local
+    top = float(f.x.array[:n].max()) if n else -np.inf
+    top = space.mesh.comm.allreduce(top, op=MPI.MAX)
+    return logw - top if np.isfinite(top) and abs(top) > 100 else logw
 
 
 def make_metric(spec: MetricSpec, msh: Any, quadrature_degree: int | None = None) -> Metric:
@@ -64,17 +126,28 @@ def make_loss(case: Case, msh: Any) -> Any:
     if pot.curvature is not None:
         return harmonic(pot.curvature, flat_coordinates(case, msh))
     if pot.loss is not None:
-        return to_ufl(pot.loss, {**coordinates(msh, case.dim), **case.parameters.values()})
+        loss = to_ufl(pot.loss, {**coordinates(msh, case.dim), **case.parameters.values()})
+        if not ufl.domain.extract_domains(loss):  # a constant loss: no drift, flat Gibbs
+            return fem.Constant(msh, float(to_numpy(pot.loss, case.parameters.values())))
+        return loss
     return None
+
+
+def _on_mesh(V: Any, msh: Any) -> Any:
+    """A V without a domain (a number, e.g. from a constant loss) as 0.0 or a Constant."""
+    if isinstance(V, (int, float)) or not ufl.domain.extract_domains(V):
+        value = float(V)
+        return 0.0 if value == 0 else fem.Constant(msh, value)
+    return V
 
 
 def make_potential(case: Case, msh: Any, metric: Metric) -> Any:
     """V as UFL: given, from the loss via (3.6), harmonic ½ m Σ ω_i² y_i², or 0."""
     pot, par = case.potential, case.parameters
     if pot.V is not None:
-        return to_ufl(pot.V, {**coordinates(msh, case.dim), **par.values()})
+        return _on_mesh(to_ufl(pot.V, {**coordinates(msh, case.dim), **par.values()}), msh)
     if pot.has_loss:
-        return effective_potential(metric, make_loss(case, msh), par.gamma, par.beta)
+        return _on_mesh(effective_potential(metric, make_loss(case, msh), par.gamma, par.beta), msh)
     if pot.omega is not None:
         return harmonic([par.m * w * w for w in pot.omega], flat_coordinates(case, msh))
     return 0.0
@@ -107,7 +180,11 @@ def initial_phase(case: Case, x: np.ndarray, shape: tuple[int, ...]) -> np.ndarr
     """The case's initial phase S (expression kind) at points x."""
     env: dict[str, Any] = {n: x[i] for i, n in enumerate(coordinate_names(case.dim))}
     env.update(case.parameters.values())
-    return np.broadcast_to(to_numpy(case.initial.S, env), shape)  # type: ignore[arg-type]
+    with np.errstate(all="ignore"):
+        S = np.broadcast_to(to_numpy(case.initial.S, env), shape)  # type: ignore[arg-type]
+    if not np.all(np.isfinite(S)):
+        raise CaseError("initial.S", "must be finite at every point of the mesh")
+    return S
 
 
 def interpolate_checked(u: fem.Function, values: Callable[[np.ndarray], np.ndarray]) -> None:

@@ -15,6 +15,7 @@ from nhj.builders.common import (
     make_loss,
     make_noise,
     normalise,
+    shifted_log_weight,
 )
 from nhj.covariant import Metric
 from nhj.diagnostics import ExactError, GibbsDistance, MinValue
@@ -71,7 +72,7 @@ def build(case: Case, msh: Any, metric: Metric) -> Problem:
     if state is not None:
         monitors.append(ExactError(u0, state, metric, degree))
     if case.noise.alpha == 1 and case.noise.kappa is None and not bcs:
-        logw = gibbs_log_weight(loss, par.gamma, par.beta)
+        logw = shifted_log_weight(gibbs_log_weight(loss, par.gamma, par.beta), space)
         T = temperature(par.gamma, par.beta)
         monitors.append(GibbsDistance(u0, logw, loss, T, metric, degree))
     if case.langevin is not None:
