@@ -50,9 +50,8 @@ def pade_partial_fractions(s: int) -> tuple[float, list[tuple[complex, complex]]
     Q = np.polynomial.Polynomial([c * (-1) ** k for k, c in enumerate(p)])
     roots = Q.roots()
     residues = -P(roots) / Q.deriv()(roots)
-    kept = [
-        (complex(q), complex(a)) for q, a in zip(roots, residues, strict=True) if q.imag >= -1e-12
-    ]
+    pairs = [(complex(q), complex(a)) for q, a in zip(roots, residues, strict=True)]
+    kept = [(q, a) for q, a in pairs if q.imag >= -1e-12]
     return float((-1) ** s), kept
 
 
