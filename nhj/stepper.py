@@ -245,10 +245,10 @@ class AdaptiveStepper:
     def get_state(self) -> StepperState:
         """u, the previous accepted state, h, the statistics and where J was factorised.
 
-        The previous state feeds the predictor. The lagged Jacobian J(u_J, uⁿ_J, h_J) is part of the state: a resumed run
-        refactorises that same matrix, so it takes the same chord iterates as the
-        run that was not interrupted (identical diagnostics, not merely equal to
-        the Newton tolerance).
+        The previous state feeds the predictor. The lagged Jacobian J(u_J, uⁿ_J, h_J)
+        is part of the state: a resumed run refactorises that same matrix, so it
+        takes the same chord iterates as the run that was not interrupted
+        (identical diagnostics, not merely equal to the Newton tolerance).
         """
         arrays = {"u": self.u.x.array.copy(), "previous": self._previous.x.array.copy()}
         extra: dict[str, Any] = {
