@@ -107,15 +107,29 @@ SMALL: dict[str, dict[str, Any]] = {
 
 #: Relative energy drift allowed for the small cases whose energy is not a quadratic invariant.
 #: Schrödinger's ⟨ψ|H|ψ⟩ is quadratic in ψ and Crank–Nicolson keeps it to round-off (1e-8 is
-#: the default bound); the energy of (R, S) is not, so the midpoint rule keeps it only to
-#: O(dt²) plus the spatial error of the coarse SMALL meshes. Bounds are ~5x the drifts measured
-#: at SMALL resolution: 1.8e-7, 4.1e-5, 8.3e-5 and 1.9e-3 (the last two dominated by the
-#: spatial error: halving dt changes them by < 7 %).
+#: the default bound); the energy of (R, S) is not, so the midpoint rule keeps it only to a
+#: time part O(dt²) plus a spatial part: the work of the vacuum phase diffusion ν_h∫∇S·∇v,
+#: which dt refinement does not remove. Measured at SMALL resolution (max over all steps):
+#:
+#:   case                      drift at dt, dt/2, dt/4      lost 2nd order   ν₀ × 10
+#:   madelung_free_packet_1d   1.85e-7, 4.5e-8, 9.2e-9      3.2e-3           1.9e-7
+#:   madelung_coherent_2d      4.1e-5, 5.0e-5, 5.2e-5       4.2e-3           7.2e-4
+#:   neural_hj_anisotropic_2d  8.3e-5, 8.8e-5, 9.0e-5       5.0e-3           3.0e-3
+#:   neural_hj_fisher_metric   1.88e-3, 1.87e-3, 1.87e-3    4.3e-3           9.2e-3
+#:
+#: (the free packet's drift is the dt² law alone; the others converge in dt to their spatial
+#: part). A bound must pass the first column's largest value and fail the two defects the test
+#: is there to catch: the scheme losing its second order (implicit Euler at the same dt) and
+#: a vacuum diffusion ten times too strong (vacuum.nu = 0.5). Each bound is the geometric mean
+#: of the correct drift (its dt → 0 limit when larger) and the smaller defect, rounded, so it
+#: is as far from passing a defect as from failing a correct run on a log scale:
+#: √(5.2e-5·7.2e-4) = 1.9e-4, √(9.0e-5·3.0e-3) = 5.2e-4, √(1.87e-3·4.3e-3) = 2.8e-3. The free
+#: packet keeps its earlier, tighter 1e-6 (5× its dt² drift, 3000× below the defect).
 ENERGY_DRIFT: dict[str, float] = {
     "madelung_free_packet_1d": 1e-6,
     "madelung_coherent_2d": 2e-4,
     "neural_hj_anisotropic_2d": 5e-4,
-    "neural_hj_fisher_metric": 1e-2,
+    "neural_hj_fisher_metric": 3e-3,
 }
 
 

@@ -64,14 +64,66 @@ def test_hbar_override_is_marked(tmp_path: Path) -> None:
     assert s["hbar"] == 0.7 and s["hbar_override"] is True
 
 
-def test_plot(tmp_path: Path) -> None:
-    """Nhj plot writes the diagnostics and field figures of a 2D result."""
-    case = small_case(tmp_path, "coherent_2d")
+def test_plot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nhj plot draws the result's data: the diagnostics panels hold the CSV's columns, and
+    the p panel of fields.png puts its brightest pixel where final.vtu has its largest p.
+    """
+    import matplotlib.image
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import pyvista
+
+    case = small_case(tmp_path, "coherent_2d", {"output": {"every": 5}})
     out = tmp_path / "res"
     assert main(["-q", "run", str(case), "--out", str(out)]) == 0
+    figures: list[Any] = []
+    close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig=None: (figures.append(fig), close(fig)))
     assert main(["plot", str(out)]) == 0
-    for name in ("diagnostics.png", "fields.png"):
-        assert (out / name).stat().st_size > 10_000
+
+    # diagnostics: mass drift, energy drift, errors; each line is the CSV column it names
+    rows = list(csv.DictReader((out / "diagnostics.csv").open()))
+    col = {k: np.array([float(r[k]) for r in rows]) for k in ("t", "mass", "energy", "error_l2")}
+    assert len(rows) == 5  # t = 0, 0.05, ..., 0.2
+    fig = figures[0]
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["relative mass drift", "relative energy drift", "errors and distances"]
+    for ax, key in zip(fig.axes[:2], ("mass", "energy"), strict=True):
+        (line,) = ax.get_lines()
+        drift = np.abs(col[key] - col[key][0]) / abs(col[key][0])
+        assert np.array_equal(line.get_xdata(), col["t"])
+        assert np.array_equal(line.get_ydata(), np.maximum(drift, 1e-17))
+    (line,) = fig.axes[2].get_lines()
+    assert line.get_label() == "error_l2" and np.array_equal(line.get_ydata(), col["error_l2"])
+    # 3 panels of 4 x 3.5 in at 110 dpi
+    assert matplotlib.image.imread(out / "diagnostics.png").shape[:2] == (385, 1320)
+
+    # fields: two 700 x 650 panels (p, S on the support of p)
+    image = matplotlib.image.imread(out / "fields.png")[..., :3]
+    assert image.shape == (650, 1400, 3)
+    coloured = np.ptp(image, axis=2) > 0.1  # viridis/twilight, not the white or grey frame
+    left, right = coloured[:560, :700], coloured[:560, 700:]  # above the colour bars
+    ys, xs = np.nonzero(left)
+    box = image[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    assert abs(box.shape[0] - box.shape[1]) <= 2  # the square domain, seen from above
+    brightness = box[..., 0] + box[..., 1]  # viridis is brightest (yellow) at max p
+    iy, ix = np.unravel_index(np.argmax(brightness), brightness.shape)
+    grid = pyvista.read(str(out / "final.vtu"))
+    peak = grid.points[np.argmax(grid.point_data["p"]), :2]
+    mesh = load("coherent_2d")["mesh"]
+    lower, upper = np.array(mesh["lower"]), np.array(mesh["upper"])
+    drawn = lower + (upper - lower) * np.array(
+        [ix / (box.shape[1] - 1), 1 - iy / (box.shape[0] - 1)]
+    )
+    # P1-rendered p peaks at a node: the brightest pixel is that node's (±1 pixel of antialias)
+    pixel = (upper[0] - lower[0]) / (box.shape[1] - 1)
+    assert np.all(np.abs(drawn - peak) <= 2 * pixel), (drawn, peak)
+    # S is drawn on the support of p only: inside the domain box, around the peak
+    ys, xs = np.nonzero(right)
+    assert len(ys) > 1000
+    assert xs.min() >= left.nonzero()[1].min() and xs.max() <= left.nonzero()[1].max()
+    px, py = ix + left.nonzero()[1].min(), iy + left.nonzero()[0].min()
+    assert xs.min() < px < xs.max() and ys.min() < py < ys.max()
 
 
 def test_plot_rejects_non_result(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

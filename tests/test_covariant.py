@@ -86,4 +86,39 @@ def test_gibbs_root_is_zero_energy_state(gamma: float, beta: float) -> None:
     residual = -(hbar**2 / (2 * m)) * g.laplacian(psi0) + V * psi0
     scale = integral(psi0**2, msh)
     assert integral(residual**2, msh) < 1e-24 * max(1.0, scale)
-    assert Schrodinger(g, V, hbar, m).hbar == pytest.approx(hbar)
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("gamma, beta", [(1.0, 1.0), (0.5, 2.0)])
+def test_schrodinger_form_annihilates_gibbs_root(gamma: float, beta: float) -> None:
+    """The Hamiltonian form of the Schrödinger class, h(ψ₀, v) = ⟨v|H|ψ₀⟩, vanishes for the
+    ground state ψ₀ = exp(−βL̄/γ) of (3.6) and any v = 0 on ∂Ω: the independent value is the
+    strong form above integrated against v, ∫ v Hψ₀ √g = 0 (by parts, no boundary term).
+
+    This goes through the class's weak form (g⁻¹, √g, ħ²/2m with ħ = γ/β, m = 1/γ), not the
+    strong residual, so a wrong factor in ``Schrodinger.h`` or in ħ shows: ħ 1 % off leaves
+    |h|/|K| ≈ 2e-2 (K the kinetic part alone). Only quadrature error remains; with degree-14
+    Gauss rules on h = 3/16 it is measured at 4e-14 relative (degree 10: 6e-9), so the bound
+    1e-10 is far above it and far below the 1 % signal.
+    """
+    msh = mesh.create_rectangle(MPI.COMM_WORLD, [[-1.5, -1.5], [1.5, 1.5]], [16, 16])
+    x = ufl.SpatialCoordinate(msh)
+    g = Metric.from_ufl(ufl.as_matrix([[1 + 0.5 * x[1] ** 2, 0.2], [0.2, 2.0]]), 14)
+    loss = (x[0] ** 2 - 1) ** 2 + 0.3 * x[0] * x[1] + 0.5 * x[1] ** 2
+    V = effective_potential(g, loss, gamma, beta)
+    psi0 = ufl.exp(-beta * loss / gamma)
+    v = (1 - x[0] ** 2 / 2.25) * (1 - x[1] ** 2 / 2.25) * (1 + x[0])  # zero on ∂Ω, not even
+
+    def form(hbar: float) -> tuple[float, float]:
+        eq = Schrodinger(g, V, hbar, 1 / gamma)
+        kinetic = (hbar**2 / (2 * eq.m)) * g.weak_laplacian(psi0, v)
+        return (
+            global_scalar(fem.form(eq.h(psi0, v)), msh.comm),
+            global_scalar(fem.form(kinetic), msh.comm),
+        )
+
+    h, K = form(gamma / beta)
+    assert abs(K) > 1e-3  # the two parts cancel; neither is small
+    assert abs(h) < 1e-10 * abs(K), (h, K)
+    wrong, K_wrong = form(1.01 * gamma / beta)
+    assert abs(wrong) > 1e-3 * abs(K_wrong), (wrong, K_wrong)

@@ -25,15 +25,22 @@ OU = {
 
 
 def run(d: dict, tmp_dir, comm) -> tuple[dict, list[dict]]:
-    """Run a case dict through the CLI; (summary, diagnostics rows)."""
+    """Run a case dict through the CLI to completion; (summary, diagnostics rows).
+
+    Every run here is expected to complete (exit 0, status "completed", a last row at
+    t_end): a failed run cannot pass a test by leaving rows unchecked.
+    """
     import csv
 
     path = write_case(tmp_dir, "case", d) if comm.rank == 0 else None
     path = comm.bcast(path, root=0)
     out = tmp_dir / "out"
-    assert main(["-q", "run", str(path), "--out", str(out)]) in (0, 1)
+    code = main(["-q", "run", str(path), "--out", str(out)])
     summary = json.loads((out / "summary.json").read_text())
+    assert code == 0 and summary["status"] == "completed", summary.get("message")
     rows = list(csv.DictReader((out / "diagnostics.csv").open()))
+    t_end = d["discretisation"]["t_end"]
+    assert float(rows[-1]["t"]) == pytest.approx(t_end) == summary["t_final"]
     return summary, rows
 
 
@@ -299,6 +306,8 @@ def test_fp_matches_langevin_with_varying_metric(tmp_dir, comm) -> None:
         },
     )
     s, rows = run(d, tmp_dir, comm)
+    # 20 steps of 0.02 with every = 10: rows at t = 0, 0.2, 0.4, each compared
+    assert [float(r["t"]) for r in rows] == pytest.approx([0.0, 0.2, 0.4])
     for r in rows[1:]:
         assert float(r["langevin_chi2_p"]) > 1e-3, r
         assert float(r["langevin_l1"]) < float(r["langevin_l1_tolerance"]), r

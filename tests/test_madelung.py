@@ -410,16 +410,36 @@ def assert_clean_failure(code: int, s: dict[str, Any], out: Path, t_end: float) 
 
 
 @pytest.mark.skip_in_parallel
-def test_coarse_mesh_completes_or_fails_cleanly(tmp_path: Path) -> None:
-    """1D P2 with 50 cells on [-20, 20] (h = 0.8 for σ = 1): measured, it fails at t = 0.58
-    in the tail of the packet (√p/max √p = 2e-6) after 17 rejected sub-steps, and says so.
+def test_coarse_mesh_completes_at_the_p2_error(tmp_path: Path) -> None:
+    """1D P2 with 50 cells on [-20, 20] (h = 0.8 for σ = 1), t = 2.
+
+    This run was once measured to fail at t = 0.58 in the tail of the packet; it now
+    completes (measured: 200 steps, no rejected sub-step; with vacuum.nu = 0 it still fails,
+    at t = 0). So the test asserts completion, and that its error is the P2 discretisation
+    error, not noise from the tail: halving h (100 cells) must reduce it at the L2 order
+    k + 1 = 3 of P2.
+
+    The refined run takes dt/2 so that the time error stays below the spatial one. Measured:
+    e(50, dt 0.01) = 1.10e-3, e(100, dt 0.005) = 1.15e-4 (order 3.26); the midpoint rule's
+    time error is at most the error of finer meshes at the same dt, 6.2e-5 at dt = 0.01 and
+    2.0e-5 at dt = 0.005 (200 cells). With a spatial order of exactly 3 these worst-case
+    time errors (added with opposite signs) bound the measured order from below by
+    log2((e50 − 6.2e-5)/(e50/8 + 2.0e-5)) = 2.72, hence the bound 2.5.
+    ∫p√g is a quadratic invariant of the midpoint rule: its drift is round-off, < 1e-10.
     """
     code, s, out = run_cli(COARSE, tmp_path, "coarse")
-    if s["status"] == "completed":
-        assert code == 0 and s["t_final"] == pytest.approx(2.0)
-        assert s["error_l2"] < 1e-2 and s["mass_drift"] < 1e-10
-    else:
-        assert_clean_failure(code, s, out, 2.0)
+    assert code == 0 and s["status"] == "completed", s["message"]
+    assert s["t_final"] == pytest.approx(2.0) and s["steps"] == 200
+    assert s["mass_drift"] < 1e-10
+    for f in ("summary.json", "diagnostics.csv", "final.vtu", "case.toml"):
+        assert (out / f).is_file(), f
+    fine = merged(COARSE, {"mesh": {"cells": [100]}, "discretisation": {"dt": 0.005}})
+    (p,) = on_one_mesh(fine)
+    (o,) = advance([p])
+    assert o.status == "completed", o.message
+    e_fine = exact_errors(p, o.t)["error_l2"]
+    order = float(np.log2(s["error_l2"] / e_fine))
+    assert order > 2.5, (s["error_l2"], e_fine, order)
 
 
 # Two Gaussian packets (ħ = 1) at x = ±3 moving towards each other with momentum 2: they

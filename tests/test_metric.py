@@ -41,9 +41,19 @@ def test_metric_solution_is_flat_solution_in_transformed_coordinates() -> None:
 
 @pytest.mark.mpi
 def test_metric_case_converges_to_exact() -> None:
-    """The √g-weighted error against ψ_flat(Lx, t) decreases at the P1 order 2."""
+    """The √g-weighted error against ψ_flat(Lx, t) decreases at the P1 order 2.
+
+    The old bound e(48) < e(24)/3 only said "order > 1.58". Measured (dt = 0.01, t = 0.2):
+    e = 0.1768, 0.0456, 0.0114 on 24/48/96 cells, orders 1.953 and 2.002. The coarse pair
+    is pre-asymptotic (the packet widths 0.6-0.7 are 1.5 cells of h = 0.42), and the deviation
+    from 2 shrinks with h in the asymptotic regime, so the finer pair is within the coarse
+    pair's deviation, 0.05, of 2. Crank–Nicolson's time error at dt = 0.01 is 4e-4 of the
+    error (halving dt moves e(96) by 4.5e-6), which moves an order by < 1e-3.
+    """
     errors = []
-    for n in (24, 48):
+    for n in (24, 48, 96):
         msh = square(n, -5.0, 5.0)
-        errors.append(evolve(msh, state(L), 1, 2e-3, 0.2, metric=Metric.from_matrix(msh, G)).error)
-    assert errors[1] < errors[0] / 3.0, errors
+        errors.append(evolve(msh, state(L), 1, 0.01, 0.2, metric=Metric.from_matrix(msh, G)).error)
+    orders = np.log2(np.array(errors[:-1]) / errors[1:])
+    assert abs(orders[-1] - 2.0) < 0.05, (errors, orders)
+    assert abs(orders[-1] - 2.0) <= abs(orders[0] - 2.0), (errors, orders)  # approaching 2
