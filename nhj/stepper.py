@@ -413,5 +413,3 @@ class ParticleStepper:
         self.t, self.steps = state.t, state.steps
         if self.after is not None:
             self.after()
-        if self.after is not None:
-            self.after()
