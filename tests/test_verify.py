@@ -10,11 +10,14 @@ wrong claim about which regimes coincide.
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from collections.abc import Mapping
 from typing import Any
-from unittest import mock
 
+from mpi4py import MPI
+
+import numpy as np
 import pytest
 
 from nhj import verify as V
@@ -44,7 +47,7 @@ WELL = {
 REGIMES = {
     "mesh": {"cells": [150]},
     "discretisation": {"t_end": 0.5},
-    "verify": {"times": [0.25, 0.5]},
+    "verify": {"times": [0.25, 0.5], "alphas": [1.0, 0.5]},
 }
 
 
@@ -137,13 +140,50 @@ def test_hbar_fit_fails_with_a_wrong_mass_or_expectation(comm) -> None:
     right, fit = V.check_hbar_fit(vc, 1.0, 1.0, comm, run=run)
     assert right.passed, right.details
     assert fit is not None and fit.width < 5e-3 and right.value < 1e-3
-    wrong_m, fit_m = V.check_hbar_fit(vc, 1.0, 1.0, comm, m_factor=1.1, run=run)
+    wrong_m, fit_m = V.check_hbar_fit(
+        vc, 1.0, 1.0, comm, perturb=V.Perturbation(m_factor=1.1), run=run
+    )
     assert not wrong_m.passed
     assert wrong_m.value > 0.02 and fit_m is not None and fit_m.width > 0.05
-    wrong_e, _ = V.check_hbar_fit(vc, 1.0, 1.0, comm, hbar_expected=1.02, run=run)
+    wrong_e, _ = V.check_hbar_fit(
+        vc, 1.0, 1.0, comm, perturb=V.Perturbation(hbar_expected=1.02), run=run
+    )
     assert not wrong_e.passed and wrong_e.value == pytest.approx(
         abs(right.details["hbar_fit"] / 1.02 - 1)
     )
+
+
+def test_a_line_wide_enough_to_underflow_keeps_every_mismatch_finite(comm) -> None:
+    """Issue 9 item 8: packet_1d on [-50, 50] at the shipped h, where |psi|^2 underflows.
+
+    Far from the packet R ~ exp(-x^2/4) is about 1e-240, so R^2 and |psi|^2 are 0 in double
+    precision and hbar grad arg psi = hbar (psi_r grad psi_i - psi_i grad psi_r)/|psi|^2 is 0/0
+    there. Unguarded, that non-finite value times the support mask made J(hbar) inf or NaN for
+    every trial hbar (the fit landed at 1.54 with an infinite width); guarded, the numbers are
+    those of the narrower line. Two observation times keep it at about 20 s.
+    """
+    mesh = variant("packet_1d", {}).case.mesh
+    L = 50.0
+    cells = round(mesh.cells[0] * 2 * L / (mesh.upper[0] - mesh.lower[0]))  # the shipped h
+    wide = {
+        "mesh": {"lower": [-L], "upper": [L], "cells": [cells]},
+        "discretisation": {"t_end": 0.8},
+        "verify": {"pairs": [[1.0, 1.0]], "times": [0.4, 0.8]},
+    }
+    vc = variant("packet_1d", wide)
+    run = V.madelung_run(V.with_pair(vc.case, 1.0, 1.0), comm, vc.spec.times)
+    R = run.snaps.u0.reshape(-1, 2)[:, 0]
+    underflows = bool(np.any((R != 0) & (R**2 == 0)))  # R > 0 whose square is 0
+    assert comm.allreduce(underflows, op=MPI.LOR)
+    corr, _ = V.check_correspondence(vc, 1.0, 1.0, comm, run=run)
+    assert corr.passed, corr.details
+    series = [v for k, v in corr.details.items() if k.startswith("MS_")]
+    assert all(math.isfinite(e) for s in series for e in s), series
+    fit_check, fit = V.check_hbar_fit(vc, 1.0, 1.0, comm, run=run)
+    assert fit is not None
+    assert all(math.isfinite(J) for _, J in fit.evaluations + fit.curve), fit.evaluations
+    assert abs(fit.hbar_fit - 1.0) <= vc.spec.hbar_tolerance
+    assert fit_check.passed, fit_check.details
 
 
 def test_correspondence_and_refinement_fail_with_a_wrong_mass(comm) -> None:
@@ -151,10 +191,12 @@ def test_correspondence_and_refinement_fail_with_a_wrong_mass(comm) -> None:
     vc = variant("packet_1d", PACKET)
     run = V.madelung_run(V.with_pair(vc.case, 1.0, 1.0), comm, vc.spec.times)
     right, _ = V.check_correspondence(vc, 1.0, 1.0, comm, run=run)
-    wrong, _ = V.check_correspondence(vc, 1.0, 1.0, comm, m_factor=1.05, run=run)
+    wrong, _ = V.check_correspondence(
+        vc, 1.0, 1.0, comm, perturb=V.Perturbation(m_factor=1.05), run=run
+    )
     assert right.passed and not wrong.passed
     assert wrong.value > 2 * wrong.tolerance
-    ref = V.check_refinement(vc, comm, m_factor=1.05)
+    ref = V.check_refinement(vc, comm, perturb=V.Perturbation(m_factor=1.05))
     assert not ref.passed and ref.value < 0.5, ref.details
 
 
@@ -165,10 +207,12 @@ def test_gibbs_checks_fail_with_a_wrong_beta_or_hbar(comm) -> None:
     assert V.check_ground_energy(vc, levels).passed
     assert V.check_ground_gibbs(vc, levels).passed
     beta = vc.case.parameters.beta
-    wrong_beta = V.ground_levels(vc, comm, beta_gibbs=1.2 * beta)
-    check = V.check_ground_gibbs(vc, wrong_beta, 1.2 * beta)
+    wrong_beta = V.ground_levels(vc, comm, perturb=V.Perturbation(beta_gibbs=1.2 * beta))
+    check = V.check_ground_gibbs(vc, wrong_beta, perturb=V.Perturbation(beta_gibbs=1.2 * beta))
     assert not check.passed and check.value > 100 * check.tolerance
-    wrong_hbar = V.ground_levels(vc, comm, hbar=1.1 * vc.case.parameters.hbar)
+    wrong_hbar = V.ground_levels(
+        vc, comm, perturb=V.Perturbation(hbar_H=1.1 * vc.case.parameters.hbar)
+    )
     check = V.check_ground_energy(vc, wrong_hbar)
     assert not check.passed and check.value > 100 * check.tolerance
 
@@ -179,7 +223,9 @@ def test_fokker_planck_check_fails_with_a_wrong_beta_or_too_short_a_run(comm) ->
     right, profile = V.check_fokker_planck(vc, comm)
     assert right.passed, right.details
     assert (profile is not None) == (comm.rank == 0)
-    wrong, _ = V.check_fokker_planck(vc, comm, beta_gibbs=1.2 * vc.case.parameters.beta)
+    wrong, _ = V.check_fokker_planck(
+        vc, comm, perturb=V.Perturbation(beta_gibbs=1.2 * vc.case.parameters.beta)
+    )
     assert not wrong.passed and wrong.value > 100 * wrong.tolerance
     short, _ = V.check_fokker_planck(
         variant("tilted_double_well_1d", V.deep_merged(WELL, {"discretisation": {"t_end": 10.0}})),
@@ -195,12 +241,11 @@ def test_regimes_fail_on_a_wrong_mass_or_a_wrong_claim(comm) -> None:
     the regimes α ≠ 1 differ, so claiming they coincide fails.
     """
     flat = variant("regimes_flat_1d", REGIMES)
-    wrong_m = V.check_regimes(flat, comm, alphas=(1.0, 0.5), m_factor=1.05)
+    wrong_m = V.check_regimes(flat, comm, perturb=V.Perturbation(m_factor=1.05))
     assert not wrong_m.passed and wrong_m.value > 2 * wrong_m.tolerance
     assert wrong_m.details["max_nodal_difference_to_first"] == [0.0, 0.0]  # F identical
     curved = variant("regimes_flat_1d", V.deep_merged(REGIMES, {"metric": {"g": [[2.0]]}}))
-    with mock.patch.object(V, "quantum_expected", lambda case, alpha: True):
-        claim = V.check_regimes(curved, comm, alphas=(1.0, 0.5))
+    claim = V.check_regimes(curved, comm, perturb=V.Perturbation(coincide=True))
     assert not claim.passed
     m1, mhalf = claim.details["mismatch"]
     assert mhalf > 10 * claim.tolerance and mhalf > 10 * m1, claim.details
@@ -223,7 +268,7 @@ def test_bad_input_exits_2(tmp_dir, capsys) -> None:
 def test_report_shows_failed_checks(tmp_dir, comm) -> None:
     """A check whose run failed is a FAIL row with its error, and the report is still written."""
     from nhj.solvers import SolverError
-    from nhj.verify_report import summary_table, write_report
+    from nhj.verify import summary_table, write_report
 
     report = V.Report("quick", ranks=comm.size)
     report.checks.append(
