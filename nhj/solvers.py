@@ -221,7 +221,9 @@ class NewtonSolver:
         """
         x = self.u.x.petsc_vec
         previous = np.inf
+        self.iterations = 0
         for it in range(1, self.max_iterations + 1):
+            self.iterations = it
             self._residual()
             if self.stale:
                 self._factorise()
@@ -236,7 +238,6 @@ class NewtonSolver:
             if not np.isfinite(step):
                 self.stale = True
                 raise NewtonFailure("Newton update is not finite")
-            self.iterations = it
             if step <= self.atol + self.rtol * scale:
                 return it
             if step > self.max_rate * previous:

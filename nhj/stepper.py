@@ -299,10 +299,12 @@ class AdaptiveStepper:
         pred = self._predict(h)
         self.u.x.array[:] = self.history[0].x.array if pred is None else pred
         before = self.newton.factorisations
-        self.newton.solve()
+        try:
+            self.newton.solve()
+        finally:  # a failed solve's iterations were paid for too
+            self.last_iterations += self.newton.iterations
         if self.newton.factorisations != before:  # J was refactorised at this uⁿ
             self._jacobian_history = self.history[0].x.array.copy()
-        self.last_iterations += self.newton.iterations
         if self.control.tolerance is None or pred is None:
             return 0.0
         n = (
