@@ -424,6 +424,10 @@ class VacuumSpec:
         return cls(nu=as_float(t.get("nu", cls.nu), "vacuum.nu", lo=0.0))
 
 
+#: nonlinear.nodes: retake an inadmissible (√p, S) step as a wave, or stop the run.
+NODE_TREATMENTS = ("hybrid", "stop")
+
+
 @dataclass(frozen=True)
 class NonlinearSpec:
     """Newton and adaptive sub-stepping of madelung/neural_hj, and node detection.
@@ -435,6 +439,10 @@ class NonlinearSpec:
         newton_rtol: Newton tolerance on the relative update.
         node_threshold: A node of ψ is declared where √p < −node_threshold·max √p
             (the amplitude changes sign inside the support).
+        nodes: What an inadmissible (√p, S) step does: ``hybrid`` retakes it in the
+            wave form ψ = √p e^{iS/ħ} (3.10)-(3.11) and returns to (√p, S) when ψ has
+            no node in the support again (only where a wave form exists: α = 1,
+            κ from the power law); ``stop`` ends the run there (nhj/hybrid.py).
     """
 
     tolerance: float = 1e-2
@@ -442,14 +450,16 @@ class NonlinearSpec:
     max_iterations: int = 12
     newton_rtol: float = 1e-8
     node_threshold: float = 1e-2
+    nodes: str = "hybrid"
 
     @classmethod
     def from_table(cls, t: Mapping[str, Any]) -> NonlinearSpec:
         """Validate [nonlinear]."""
         s = "nonlinear"
-        keys = ("tolerance", "dt_min", "max_iterations", "newton_rtol", "node_threshold")
+        keys = ("tolerance", "dt_min", "max_iterations", "newton_rtol", "node_threshold", "nodes")
         check_keys(t, keys, s)
         return cls(
+            nodes=as_str(t.get("nodes", cls.nodes), join(s, "nodes"), NODE_TREATMENTS),
             tolerance=as_float(
                 t.get("tolerance", cls.tolerance), join(s, "tolerance"), positive=True
             ),
