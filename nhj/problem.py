@@ -34,11 +34,14 @@ class StepHooks:
         guard: Called with t after every accepted sub-step; a message stops the run.
         hint: (where, t) -> text appended to a failure's message (e.g. "a node of ψ").
         error_norm: (u, u_pred) -> (error, scale) on owned entries, for the step controller.
+        wave: The equation's wave form (a :class:`nhj.hybrid.WaveForm`): an inadmissible
+            step is then retaken in it (the hybrid stepper) instead of ending the run.
     """
 
     guard: Callable[[float], str | None] | None = None
     hint: Callable[[Any, float], str] | None = None
     error_norm: Callable[[np.ndarray, np.ndarray], tuple[float, float]] | None = None
+    wave: Any = None
 
 
 @dataclass(frozen=True)
