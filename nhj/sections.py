@@ -404,6 +404,9 @@ class SolverSpec:
         return cls(dict(opts))
 
 
+AMPLITUDES = ("sqrt", "log")
+
+
 @dataclass(frozen=True)
 class VacuumSpec:
     """Phase diffusion where p is negligible (madelung, neural_hj).
@@ -413,15 +416,23 @@ class VacuumSpec:
             (h the largest cell, ℓ the domain diameter, k the degree), so it vanishes
             under refinement at the order of the discretisation. 0 switches it off
             (the run then fails where p underflows).
+        amplitude: The amplitude unknown: "sqrt" (R = √p, R = 0 on a Dirichlet wall) or
+            "log" (ρ = log √p, natural walls, no division by R and no phase diffusion).
+            None (absent): the builder chooses, "log" for a strictly positive p₀.
     """
 
     nu: float = 0.05
+    amplitude: str | None = None
 
     @classmethod
     def from_table(cls, t: Mapping[str, Any]) -> VacuumSpec:
         """Validate [vacuum]."""
-        check_keys(t, ("nu",), "vacuum")
-        return cls(nu=as_float(t.get("nu", cls.nu), "vacuum.nu", lo=0.0))
+        check_keys(t, ("nu", "amplitude"), "vacuum")
+        a = t.get("amplitude")
+        return cls(
+            nu=as_float(t.get("nu", cls.nu), "vacuum.nu", lo=0.0),
+            amplitude=None if a is None else as_str(a, "vacuum.amplitude", AMPLITUDES),
+        )
 
 
 #: nonlinear.nodes: retake an inadmissible (√p, S) step as a wave, or stop the run.
