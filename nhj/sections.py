@@ -383,17 +383,28 @@ class OutputSpec:
         )
 
 
+SOLVER_PRESETS = ("direct", "iterative")  # nhj.solvers.preset_options builds each
+
+
 @dataclass(frozen=True)
 class SolverSpec:
-    """PETSc options merged over nhj's defaults (values: strings, numbers, booleans)."""
+    """A solver preset and PETSc options merged over it (values: strings, numbers, booleans).
+
+    Attributes:
+        preset: ``direct`` (MUMPS LU, the default) or ``iterative`` (FGMRES with the
+            PRESB/AMG block preconditioner of nhj/iterative.py); see docs/cases.md.
+        petsc_options: Overrides of the preset's options.
+    """
 
     petsc_options: Mapping[str, Any] = field(default_factory=dict)
+    preset: str = "direct"
 
     @classmethod
     def from_table(cls, t: Mapping[str, Any]) -> SolverSpec:
         """Validate [solver]."""
         s = "solver"
-        check_keys(t, ("petsc_options",), s)
+        check_keys(t, ("petsc_options", "preset"), s)
+        preset = as_str(t.get("preset", "direct"), join(s, "preset"), SOLVER_PRESETS)
         opts = as_table(t.get("petsc_options", {}), join(s, "petsc_options"))
         for k, v in opts.items():
             if not isinstance(v, (str, int, float, bool)):
@@ -401,7 +412,7 @@ class SolverSpec:
                     join(s, f"petsc_options.{k}"), "must be a string, number or boolean"
                 )
         check_petsc_options(opts, join(s, "petsc_options"))  # no viewers/monitors/logs
-        return cls(dict(opts))
+        return cls(dict(opts), preset)
 
 
 AMPLITUDES = ("sqrt", "log")
