@@ -455,6 +455,7 @@ COLLISION = {
         "S": "-2*x0*tanh(x0/0.1)",
     },
     "output": {"fields": False},
+    "nonlinear": {"nodes": "stop"},  # the default "hybrid" runs through (tests/test_hybrid.py)
 }
 
 
@@ -463,7 +464,14 @@ def collision(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
     """The colliding packets run as madelung and as schrodinger (same p, S)."""
     directory = tmp_path_factory.mktemp("collision")
     yield {
-        eq: run_cli(merged(COLLISION, {"equation": eq}), directory, eq)
+        eq: run_cli(
+            merged(
+                COLLISION,
+                {"equation": eq, "nonlinear": {"nodes": "stop"} if eq == "madelung" else None},
+            ),
+            directory,
+            eq,
+        )
         for eq in ("madelung", "schrodinger")
     }
 

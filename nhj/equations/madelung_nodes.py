@@ -16,6 +16,14 @@ from mpi4py import MPI
 import numpy as np
 from dolfinx import fem
 
+#: What to do about a node where the wave form (3.11) exists but the case asked to stop.
+ADVICE = "use nonlinear.nodes = 'hybrid' or equation = 'schrodinger' for this flow"
+#: ... and where it does not (α ≠ 1, or a given κ): there is no linear wave equation.
+NO_WAVE_FORM = (
+    "no wave form exists for this regime (alpha != 1 or a given kappa: the flow is not "
+    "Schrodinger's), so the run stops at the node"
+)
+
 
 def wavefunction_error(u: np.ndarray, pred: np.ndarray, hbar: float) -> tuple[float, float]:
     """(max |δψ|, max |ψ|) for nodal (R, S) pairs: |δψ| ≈ |δR| + R|δS|/ħ by (3.10).
@@ -36,8 +44,8 @@ class NodeGuard:
     amplitude form cannot follow that, the Schrödinger form (3.11) can.
     """
 
-    def __init__(self, u: fem.Function, threshold: float) -> None:
-        self.u, self.threshold = u, threshold
+    def __init__(self, u: fem.Function, threshold: float, advice: str = ADVICE) -> None:
+        self.u, self.threshold, self.advice = u, threshold, advice
         space = u.function_space
         self.n = space.dofmap.index_map.size_local
         self.x = space.tabulate_dof_coordinates()[: self.n, : space.mesh.geometry.dim]
@@ -54,7 +62,7 @@ class NodeGuard:
         R_min, where = min(lowest, key=lambda p: p[0])
         if R_min >= -self.threshold * R_max:
             return None
-        return node_message(where, t)
+        return node_message(where, t, advice=self.advice)
 
     def explain(self, where: Any, t: float) -> str:
         """Why a step failed at ``where``: a node in the support, or the vacuum (collective)."""
@@ -75,14 +83,14 @@ class NodeGuard:
                 "vacuum.nu; if it persists, psi has nodes there (interfering tails) and "
                 "equation = 'schrodinger' is the form to use"
             )
-        return "; " + node_message(where, t, certain=False)
+        return "; " + node_message(where, t, certain=False, advice=self.advice)
 
 
-def node_message(where: Any, t: float, certain: bool = True) -> str:
+def node_message(where: Any, t: float, certain: bool = True, advice: str = ADVICE) -> str:
     """The one-line explanation of a run stopped at (or near) a node of ψ."""
     at = "" if where is None else f" near x = {np.round(np.asarray(where), 4).tolist()}"
     what = "the flow reaches a node of psi" if certain else "most likely a node of psi"
     return (
         f"{what}{at} at t = {t:.6g}: p vanishes inside the support and S is undefined "
-        "there; use equation = 'schrodinger' for this flow (last good state saved)"
+        f"there; {advice} (last good state saved)"
     )
