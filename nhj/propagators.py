@@ -121,15 +121,23 @@ class RationalStepper:
             )
             self._parts.append((a if abs(q.imag) > 1e-12 else a.real, w, problem))
         self._weights = [2.0 if abs(q.imag) > 1e-12 else 1.0 for q, _ in roots]
+        # Krylov iterations (the iterative preset), summed over a step's solves
+        self.last_iterations, self.linear_iterations = 0, 0
+        if any(p.iterative for _, _, p in self._parts):
+            self.columns = ("linear_iterations",)
 
     @property
     def stats(self) -> dict[str, Any]:
-        """Solves per step (one per root kept)."""
-        return {"solves_per_step": len(self._parts)}
+        """Solves per step (one per root kept); Krylov iterations of an iterative solver."""
+        out: dict[str, Any] = {"solves_per_step": len(self._parts)}
+        if self.columns:
+            out["linear_iterations"] = self.linear_iterations
+            out["linear_iterations_per_step"] = self.linear_iterations / max(self.steps, 1)
+        return out
 
     def diagnostics(self) -> dict[str, Any]:
-        """No per-step figures."""
-        return {}
+        """Krylov iterations of the last step (all its solves; iterative solver only)."""
+        return {"linear_iterations": self.last_iterations} if self.columns else {}
 
     def close(self) -> None:
         """Destroy the solvers in list order (collective)."""
@@ -140,13 +148,16 @@ class RationalStepper:
         self._un.x.array[:] = self.u.x.array
         new = self.c_inf * self.u.x.array
         bs = self.bs
+        self.last_iterations = 0
         for weight, (a, w, problem) in zip(self._weights, self._parts, strict=True):
             problem.solve()
+            self.last_iterations += problem.iterations
             both = w.x.array.reshape(-1, 2 * bs)
             wr, wi = both[:, :bs].reshape(-1), both[:, bs:].reshape(-1)
             a = complex(a)
             new = new + weight * (a.real * wr - a.imag * wi)
         self.u.x.array[:] = new
+        self.linear_iterations += self.last_iterations
         self.steps += 1
         self.t = self.steps * float(self.dt.value)
 

@@ -33,7 +33,7 @@ from nhj.interrupt import Interrupt
 from nhj.interrupt import name as signal_name
 from nhj.problem import Problem, StepperKind
 from nhj.propagators import RationalStepper
-from nhj.solvers import SolverError
+from nhj.solvers import SolverError, preset_options
 from nhj.stepper import (
     AdaptiveStepper,
     ParticleStepper,
@@ -301,7 +301,8 @@ def linear_stepper(
 def make_stepper(problem: Problem, kind: StepperKind) -> Stepper:
     """The stepper an equation's registry entry asks for, over the problem's pieces."""
     case = problem.case
-    disc, opts = case.discretisation, case.solver.petsc_options
+    disc = case.discretisation
+    opts = {**preset_options(case.solver.preset), **case.solver.petsc_options}
     if kind == "particles":
         p = problem.particles
         if p is None:

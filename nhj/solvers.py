@@ -1,8 +1,13 @@
 """Thin wrappers over DOLFINx/PETSc solvers.
 
-Options come from :func:`default_petsc_options` (a fresh copy each call) merged
-with the case's ``[solver] petsc_options``; every PETSc object gets a fixed,
-rank-independent options prefix. A failed solve raises :class:`SolverError`.
+Options come from :func:`default_petsc_options` (a fresh copy each call), or
+from :func:`preset_options` for a ``[solver] preset``, merged with the case's
+``[solver] petsc_options``; every PETSc object gets a fixed, rank-independent
+options prefix. A failed solve raises :class:`SolverError`.
+
+Presets: ``direct`` (MUMPS LU, factorised once) and ``iterative`` (FGMRES with
+nhj's block preconditioner, :class:`nhj.iterative.BlockPC`: PRESB for the real
+forms of the complex-shifted systems of (3.11), AMG otherwise).
 """
 
 from __future__ import annotations
@@ -17,6 +22,10 @@ import numpy as np
 import ufl
 from dolfinx import fem
 from dolfinx.fem import petsc as fem_petsc
+
+from nhj.iterative import BlockPC
+
+PRESETS = ("direct", "iterative")
 
 
 class SolverError(RuntimeError):
@@ -33,11 +42,46 @@ def default_petsc_options() -> dict[str, Any]:
     }
 
 
+def preset_options(preset: str) -> dict[str, Any]:
+    """The PETSc options of a ``[solver] preset`` (a fresh copy).
+
+    ``iterative``: FGMRES (the preconditioner may hold inner Krylov solves if a
+    user asks for them) preconditioned by :class:`nhj.iterative.BlockPC`
+    (``pc_type = "python"`` is nhj's block PC: the solver wrappers attach it).
+    rtol 1e-10 puts the algebraic error (≤ κ·rtol relative) well below the
+    time-discretisation error of any scheme at usable dt; the previous solution
+    is the initial guess (for a time step, the state of the last step).
+    """
+    if preset == "direct":
+        return default_petsc_options()
+    if preset == "iterative":
+        return {
+            "ksp_type": "fgmres",
+            "ksp_rtol": 1e-10,
+            "ksp_atol": 1e-30,
+            "ksp_max_it": 300,
+            "ksp_gmres_restart": 60,
+            "ksp_initial_guess_nonzero": True,
+            "pc_type": "python",
+            "ksp_error_if_not_converged": True,
+        }
+    raise ValueError(f"unknown solver preset {preset!r}; allowed: {', '.join(PRESETS)}")
+
+
 def merged_options(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Defaults updated with the case's options."""
+    """Defaults updated with the case's options (a preset's options are overrides too)."""
     opts = default_petsc_options()
     opts.update(overrides or {})
+    if opts.get("pc_type") not in ("lu", "cholesky"):
+        opts.pop("pc_factor_mat_solver_type", None)  # no factorisation to configure
     return opts
+
+
+def attach_block_pc(ksp: Any) -> None:
+    """Give a ``pc_type = python`` PC without a context nhj's :class:`BlockPC`."""
+    pc = ksp.getPC()
+    if pc.getType() == "python" and pc.getPythonContext() is None:
+        pc.setPythonContext(BlockPC())
 
 
 class ConstantMatrixProblem(fem_petsc.LinearProblem):
@@ -56,17 +100,27 @@ class ConstantMatrixProblem(fem_petsc.LinearProblem):
         prefix: str,
         petsc_options: Mapping[str, Any] | None = None,
     ) -> None:
+        options = merged_options(petsc_options)
         super().__init__(
             ufl.lhs(F),
             ufl.rhs(F),
             u=u,
             bcs=bcs,
             petsc_options_prefix=prefix,
-            petsc_options=merged_options(petsc_options),
+            petsc_options=options,
         )
+        # LinearProblem's clean-up under a pushed prefix leaves the keys in the global
+        # database (measured with DOLFINx 0.11), where the next solver of the same prefix
+        # would inherit them (an iterative run's options in a direct one): remove them.
+        db: Any = PETSc.Options()
+        for k in options:
+            db.delValue(f"{prefix}{k}")
         self.A.zeroEntries()
         fem_petsc.assemble_matrix(self.A, self.a, bcs=self.bcs)
         self.A.assemble()
+        attach_block_pc(self.solver)
+        self.iterations = 0  # Krylov iterations of the last solve (1 for a direct one)
+        self.iterative = self.solver.getType() != "preonly"
 
     def solve(self) -> fem.Function:
         """Assemble the right-hand side, solve with the stored factorisation."""
@@ -83,6 +137,7 @@ class ConstantMatrixProblem(fem_petsc.LinearProblem):
         reason = self.solver.getConvergedReason()
         if reason < 0:
             raise SolverError(f"linear solve diverged (KSP reason {reason})")
+        self.iterations = max(1, self.solver.getIterationNumber())
         self.x.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
         fem_petsc.assign(self.x, self.u)
         return self.u
@@ -154,7 +209,9 @@ class NewtonSolver:
         for k in options:
             del opts[f"{prefix}{k}"]
         self.ksp.setOperators(self.A)
+        attach_block_pc(self.ksp)
         self.iterations, self.factorisations = 0, 0
+        self.linear_iterations = 0  # Krylov iterations since construction (1 per direct solve)
         self.stale = True
         self.jacobian_at: np.ndarray | None = None
 
@@ -229,6 +286,7 @@ class NewtonSolver:
                 self._factorise()
             self.ksp.solve(self.b, self.dx)
             reason: Any = self.ksp.getConvergedReason()  # an int at run time, an enum in the stub
+            self.linear_iterations += max(1, self.ksp.getIterationNumber())
             if reason < 0:
                 self.stale = True
                 raise NewtonFailure(f"linear solve failed (KSP reason {reason})")

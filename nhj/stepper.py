@@ -80,6 +80,10 @@ class TimeStepper:
             self._problems[s] = ConstantMatrixProblem(
                 F, self._next, bcs, f"{prefix}{s}_", petsc_options
             )
+        # Krylov iterations (the iterative preset): of the last step, and in total
+        self.last_iterations, self.linear_iterations = 0, 0
+        if any(p.iterative for p in self._problems.values()):
+            self.columns = ("linear_iterations",)
 
     def close(self) -> None:
         """Destroy the solvers now, in the same order on every rank (collective).
@@ -94,12 +98,17 @@ class TimeStepper:
 
     @property
     def stats(self) -> dict[str, Any]:
-        """Nothing to report beyond steps: one factorised solve per step."""
-        return {}
+        """Krylov iterations of an iterative solver (a direct one: one solve per step)."""
+        if not self.columns:
+            return {}
+        return {
+            "linear_iterations": self.linear_iterations,
+            "linear_iterations_per_step": self.linear_iterations / max(self.steps, 1),
+        }
 
     def diagnostics(self) -> dict[str, Any]:
-        """Per-output-step figures of the stepper (none for a linear one)."""
-        return {}
+        """Krylov iterations of the last step (iterative solver only)."""
+        return {"linear_iterations": self.last_iterations} if self.columns else {}
 
     def get_state(self) -> StepperState:
         """u and the history of a multi-step scheme."""
@@ -121,7 +130,10 @@ class TimeStepper:
         self.history[0].x.array[:] = self.u.x.array
         filled = min(self.steps + 1, self.scheme.steps)
         name = self.scheme.name if filled == self.scheme.steps else self.scheme.startup
-        self._problems[name].solve()  # type: ignore[index]
+        problem = self._problems[name]  # type: ignore[index]
+        problem.solve()
+        self.last_iterations = problem.iterations
+        self.linear_iterations += problem.iterations
         self.u.x.array[:] = self._next.x.array
         self.steps += 1
         self.t = self.steps * float(self.dt.value)  # no accumulated round-off in t
