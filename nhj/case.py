@@ -105,6 +105,12 @@ def case_from_dict(
         own={key: parse(section(key)) for key, parse in entry.own.items()},
     )
     entry.rules(case)
+    if case.solver.preset == "iterative" and entry.stepper == "adaptive":
+        linear = ", ".join(n for n, e in EQUATIONS.items() if e.stepper == "linear")
+        raise CaseError(  # the PRESB/AMG preconditioner does not converge on Newton Jacobians
+            "solver.preset",
+            f"'iterative' applies to the linear equations ({linear}); {equation} needs 'direct'",
+        )
     check_dofs(case.mesh, case.discretisation.degree, equation)
     return case
 
