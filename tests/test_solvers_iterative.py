@@ -167,6 +167,11 @@ def test_preset_is_validated() -> None:
     assert e.value.field == "solver.preset"
     assert "direct, iterative" in str(e.value)
     assert SolverSpec.from_table({}).preset == "direct"
+    # Newton systems (madelung) are refused: GAMG on their Jacobian diverges (KSP reason -4)
+    d = merged(load("madelung_coherent_2d"), {"solver": {"preset": "iterative"}})
+    with pytest.raises(CaseError) as e:
+        case_from_dict(d, ROOT)
+    assert e.value.field == "solver.preset" and "madelung needs 'direct'" in str(e.value)
 
 
 @pytest.mark.mpi
