@@ -14,7 +14,8 @@ observers and call :meth:`Simulation.run` with a :class:`Stop`.
   (collectively), ``close()`` flushes.
 
 :func:`make_stepper` picks the stepper an equation's registry entry asks for
-(linear → matrix factorised once, adaptive → Newton sub-steps, particles).
+(linear → matrix factorised once, adaptive → Newton sub-steps, wrapped in the
+wave–fluid hybrid of :mod:`nhj.hybrid` when the problem has a wave form, particles).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any, Protocol
 from mpi4py import MPI
 
 from nhj.equations.base import SemiDiscrete
+from nhj.hybrid import HybridStepper
 from nhj.interrupt import Interrupt
 from nhj.interrupt import name as signal_name
 from nhj.problem import Problem, StepperKind
@@ -320,7 +322,7 @@ def make_stepper(problem: Problem, kind: StepperKind) -> Stepper:
         max_iterations=nl.max_iterations,
         newton_rtol=nl.newton_rtol,
     )
-    return AdaptiveStepper(
+    fluid = AdaptiveStepper(
         sd,
         disc.scheme,
         problem.u0,
@@ -331,6 +333,12 @@ def make_stepper(problem: Problem, kind: StepperKind) -> Stepper:
         guard=hooks.guard,
         hint=hooks.hint,
         error_norm=hooks.error_norm,
+    )
+    if hooks.wave is None:
+        return fluid
+    # an inadmissible step is retaken in the equation's wave form (nhj/hybrid.py)
+    return HybridStepper(
+        fluid, hooks.wave, lambda sd, s, u, dt, bcs: linear_stepper(sd, s, u, dt, bcs, opts)
     )
 
 
