@@ -29,6 +29,7 @@ from nhj.builders.common import (
     mesh_scales,
     owned_max,
 )
+from nhj.builders.waveform import node_advice, wave_form
 from nhj.covariant import Metric
 from nhj.diagnostics import ExactError
 from nhj.equations.learning import fisher_tensor
@@ -82,7 +83,7 @@ def build(case: Case, msh: Any, metric: Metric) -> Problem:
     bcs = boundary_conditions(case, space.sub(0), "dirichlet", 0.0)
     for bc in bcs:  # √p = 0 on ∂Ω from t = 0, like ψ for (3.11)
         bc.set(u0.x.array)
-    guard = NodeGuard(u0, case.nonlinear.node_threshold)
+    guard = NodeGuard(u0, case.nonlinear.node_threshold, advice=node_advice(case))
     monitors: list[Any] = []
     if exact(case):
         monitors.append(
@@ -95,7 +96,10 @@ def build(case: Case, msh: Any, metric: Metric) -> Problem:
         monitors=monitors,
         info={"alpha": noise.alpha if noise.kappa is None else None, "vacuum_nu": vacuum.nu},
         hooks=StepHooks(
-            guard=guard, hint=guard.explain, error_norm=partial(wavefunction_error, hbar=par.hbar)
+            guard=guard,
+            hint=guard.explain,
+            error_norm=partial(wavefunction_error, hbar=par.hbar),
+            wave=wave_form(case, eq, space, metric),  # nonlinear.nodes = "hybrid"
         ),
     )  # fmt: skip
 
