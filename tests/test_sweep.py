@@ -249,6 +249,45 @@ def test_law_fit_standard_errors_cover_the_truth():
         assert 0.92 * trials <= n <= 0.98 * trials, (k, n)
 
 
+def test_weighted_law_standard_errors_cover_the_truth_and_reject_a_wrong_law():
+    """Weighted by known per-point σ (as the GCI is), the 95 % intervals cover ~95 %.
+
+    σ varies 30× over the grid like the fits' GCI (large at small β). When the σ are
+    understated 5×, the Birge ratio (≈ 25) scales the covariance up and coverage holds;
+    a wrong law (b = −0.99) lies far outside 2 standard errors.
+    """
+    g, b = grid()
+    sigma = 1e-3 * (0.5 / b) ** 1.5  # relative σ, 1e-3 at β = 0.5 down to 3e-5 at β = 5
+    rng = np.random.default_rng(7)
+    trials = 400
+    for understated in (1.0, 5.0):
+        covered = {"a": 0, "b": 0, "C": 0}
+        for _ in range(trials):
+            h = g / b * np.exp(rng.normal(0.0, sigma))
+            law = fit_law(g, b, h, sigma=h * sigma / understated)
+            assert law.method == "wls-gci"
+            for k, truth in (("a", 1.0), ("b", -1.0), ("C", 1.0)):
+                lo, hi = law.ci(k)
+                covered[k] += lo <= truth <= hi
+        for k, n in covered.items():  # 380 of 400 expected, binomial sd 4.4; Birge-scaled
+            assert 0.90 * trials <= n <= 0.985 * trials, (understated, k, n)
+    h = g * b**-0.99 * np.exp(rng.normal(0.0, sigma))
+    law = fit_law(g, b, h, sigma=h * sigma)
+    assert law.off("b")[0] > 10, law
+    with pytest.raises(ValueError, match="uncertainty"):
+        fit_law(g, b, g / b, sigma=np.zeros_like(g))
+
+
+def test_mass_law_expectations():
+    """m = 1/γ (3.13): a = −1, b = 0, C = 1; b's distance from 0 is absolute."""
+    g, b = grid()
+    law = fit_law(g, b, 1.0 / g * (1 + 1e-6 * np.cos(np.arange(g.size))), quantity="m")
+    assert law.expected() == {"a": -1.0, "b": 0.0, "C": 1.0}
+    assert abs(law.a + 1) < 1e-5 and abs(law.b) < 1e-5 and law.worst_rel_error < 1.01e-6
+    n_se, absolute = law.off("b")
+    assert absolute == abs(law.b) and n_se < 5
+
+
 def test_report_of_a_verify_sweep(tmp_path, capsys):
     """`nhj sweep report` on a sweep directory whose points hold report.json files."""
     g, b = grid(3)
@@ -257,7 +296,11 @@ def test_report_of_a_verify_sweep(tmp_path, capsys):
     for i, (gi, bi, hi) in enumerate(zip(g, b, h, strict=True)):
         name = f"gamma={gi:g}_beta={bi:g}"
         (tmp_path / "points" / name).mkdir(parents=True)
-        fit = {"case": name, "gamma": gi, "beta": bi, "hbar_expected": gi / bi, "hbar_fit": hi}
+        fit = {
+            "case": name, "gamma": gi, "beta": bi, "hbar_expected": gi / bi, "hbar_fit": hi,
+            "uncertainty": 2e-4 * hi,
+        }  # fmt: skip
+        mass = {"case": name, "gamma": gi, "beta": bi, "m_fit": 1 / gi, "uncertainty": 1e-4}
         (tmp_path / "points" / name / "report.json").write_text(
             json.dumps(
                 {
@@ -266,6 +309,7 @@ def test_report_of_a_verify_sweep(tmp_path, capsys):
                     "checks_passed": 1,
                     "checks_total": 1,
                     "hbar_fit": [fit],
+                    "mass_fit": [mass],
                 }
             )
         )
@@ -278,5 +322,9 @@ def test_report_of_a_verify_sweep(tmp_path, capsys):
         abs(law["a"] - 1) < 1e-3 and abs(law["b"] + 1) < 1e-3 and law["worst_rel_error"] < 1.01e-4
     )
     assert {"a", "b", "C", "a_se", "b_se", "C_se", "worst_rel_error"} <= set(law)
+    assert law["method"] == "wls-gci"  # every point has an uncertainty
+    m = record(tmp_path)["mass_law"]
+    assert abs(m["a"] + 1) < 1e-9 and abs(m["b"]) < 1e-9 and m["quantity"] == "m"
     assert (tmp_path / "law.png").stat().st_size > 10_000
-    assert "a = +1.0" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "a = +1.0" in out and "m law" in out and "Birge" in out

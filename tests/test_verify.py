@@ -153,6 +153,30 @@ def test_hbar_fit_fails_with_a_wrong_mass_or_expectation(comm) -> None:
     )
 
 
+def test_mass_fit_gives_one_over_gamma_and_fails_with_a_wrong_hbar(comm) -> None:
+    """At ħ = γ/β the best m is 1/γ (3.13); holding ħ 10 % off moves m_fit and widens J.
+
+    γ = 2, β = 2 (m = 0.5, not 1, so a fit that ignored γ would be off by 100 %). The
+    tolerance is the case's hbar_tolerance (5e-3), the bound the ħ-fit meets on the same
+    run; the GCI from the 150-cell level must cover the actual error (it is an upper
+    estimate: F_s = 3 over an observed order ≥ 2).
+    """
+    vc = variant("packet_1d", V.deep_merged(PACKET, {"verify": {"fit_uncertainty_cells": 150}}))
+    run = V.madelung_run(V.with_pair(vc.case, 2.0, 2.0), comm, vc.spec.times)
+    right, _ = V.check_hbar_fit(vc, 2.0, 2.0, comm, run=run, which="m")
+    assert right.passed, right.details
+    d = right.details
+    assert d["m_expected"] == 0.5 and abs(d["m_fit"] / 0.5 - 1) < 1e-3
+    assert math.isfinite(d["uncertainty"]) and d["uncertainty"] > 0
+    assert abs(d["m_fit"] - 0.5) <= d["uncertainty"], d
+    wrong, _ = V.check_hbar_fit(
+        vc, 2.0, 2.0, comm, perturb=V.Perturbation(hbar_factor=1.1), run=run, which="m"
+    )
+    # a 10 % wrong ħ cannot be absorbed by m (S = ħ arg ψ fixes ħ apart from ħ/m): the
+    # fitted m moves by more than the tolerance
+    assert not wrong.passed and wrong.value > wrong.tolerance, wrong.details
+
+
 def test_a_line_wide_enough_to_underflow_keeps_every_mismatch_finite(comm) -> None:
     """Issue 9 item 8: packet_1d on [-50, 50] at the shipped h, where |psi|^2 underflows.
 
@@ -263,6 +287,14 @@ def test_bad_input_exits_2(tmp_dir, capsys) -> None:
         variant("double_well_1d", {"verify": {"checks": ["hbar_fit"]}})
     with pytest.raises(CaseError, match="verify.refinement"):
         variant("double_well_1d", {"verify": {"refinement": [100, 50]}})
+    with pytest.raises(CaseError, match="verify.fit_uncertainty_cells"):  # not coarser
+        variant("packet_1d", {"verify": {"fit_uncertainty_cells": 600}})
+    with pytest.raises(CaseError, match="verify.fit_uncertainty_cells"):  # times off its dt
+        variant("packet_1d", {"verify": {"fit_uncertainty_cells": 70}})
+    with pytest.raises(CaseError, match="verify.fit_uncertainty_cells"):  # no fit asked for
+        variant(
+            "packet_1d", {"verify": {"checks": ["correspondence"], "fit_uncertainty_cells": 300}}
+        )
 
 
 def test_report_shows_failed_checks(tmp_dir, comm) -> None:

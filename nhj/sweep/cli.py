@@ -26,7 +26,7 @@ from typing import Any
 
 from nhj.schema import CaseError
 from nhj.sweep import slurm as slurm_backend
-from nhj.sweep.law import describe, law_of, plot_law
+from nhj.sweep.law import describe, fit_rows, law_of, plot_law
 from nhj.sweep.local import LocalPool
 from nhj.sweep.options import plain_word, sbatch_option, slurm_time
 from nhj.sweep.spec import SweepSpec, load_sweep, points, validate
@@ -301,10 +301,15 @@ def _report(path: Path) -> int:
     record, _ = _refresh(sd, sd.read())
     law, rows = law_of(sd.path, record)
     record["law"] = law.as_dict()
+    mass = law_of(sd.path, record, "m") if fit_rows(sd.path, record, "m") else None
+    if mass is not None:
+        record["mass_law"] = mass[0].as_dict()
     sd.write(record)
-    figure = plot_law(sd.path / "law.png", law, rows)
+    figure = plot_law(sd.path / "law.png", law, rows, mass)
     done = record["counts"].get("completed", 0)
     print(f"{len(rows)} hbar fits from {len(record['points'])} points ({done} completed)")
     print(describe(law))
+    if mass is not None:
+        print(describe(mass[0]))
     print(f"figure: {figure}")
     return EXIT_OK

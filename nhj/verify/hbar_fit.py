@@ -1,20 +1,34 @@
-"""Check 2: the ħ that makes Schrödinger (3.11) reproduce a Madelung run is γ/β (3.12).
+"""Checks 2 and 2b: the ħ and the m that make Schrödinger (3.11) reproduce a Madelung run.
 
-The Madelung run at (γ, β) is data; Schrödinger runs with a trial ħ and m
-fixed at 1/γ (3.13) from the same p₀, S₀ (one factorisation per trial ħ,
-reused over its steps; ħ is a ``fem.Constant`` so the forms compile once). The
-mismatch J(ħ) = mean over times of (e_p² + e_∇S²) is minimised by a bounded
-Brent search over [ħ_e/B, B ħ_e] (ħ_e = γ/β, B the bracket factor, 4 by
-default): the minimiser must be γ/β within the tolerance, and the minimum must
-be resolved at that tolerance (the relative change of ħ over which J rises by
-its own minimum value, from the curvature, is below the tolerance) — a plateau
-fails.
+The Madelung run at (γ, β) is data; Schrödinger runs from the same p₀, S₀ with a
+trial parameter (one factorisation per trial value, reused over its steps; ħ and
+m are ``fem.Constant`` so the forms compile once). The mismatch J = mean over
+times of (e_p² + e_∇S²) is minimised by a bounded Brent search over
+[x_e/B, B x_e] (B the bracket factor, 4 by default):
+
+* ``hbar_fit``: trial ħ with m fixed at 1/γ (3.13); expected ħ_e = γ/β (3.12);
+* ``mass_fit``: trial m with ħ fixed at γ/β (3.12); expected m_e = 1/γ (3.13).
+
+The minimiser must be the expected value within the tolerance, and the minimum
+must be resolved at that tolerance (the relative change of the parameter over
+which J rises by its own minimum value, from the curvature, is below the
+tolerance) — a plateau fails.
+
+Discretisation uncertainty. With ``verify.fit_uncertainty_cells = n`` the fit is
+repeated on the coarser level of n cells (dt ∝ 1/cells, :func:`refined`), and
+the fitted value gets Roache's two-grid Grid Convergence Index as its
+uncertainty, GCI = F_s |x − x_coarse| / (r^p − 1) with r the cell ratio, p = 2
+(the order of the midpoint/Crank–Nicolson steps; the observed order of the fits
+is 2.3–3.3 on packet_1d, so p = 2 over- rather than under-states it) and the
+two-grid safety factor F_s = 3. Sweeps weight the law's least squares with it
+(:mod:`nhj.sweep.law`).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 
 from mpi4py import MPI
 
@@ -24,26 +38,42 @@ from dolfinx import fem
 from nhj.solvers import SolverError
 from nhj.verify.observables import MadelungRun, Mismatch, Support, Wave, madelung_run
 from nhj.verify.records import JUDGED, NONE, Check, Fit, Perturbation, failed
-from nhj.verify.spec import VerifyCase, VerifySpec, with_pair
+from nhj.verify.spec import VerifyCase, VerifySpec, refined, with_pair
+
+GCI_SAFETY = 3.0
+"""Roache's safety factor of the two-grid Grid Convergence Index."""
+GCI_ORDER = 2.0
+"""The order p assumed by the GCI: that of the time steps (implicit midpoint, Crank–Nicolson)."""
 
 OFFSETS = (-0.05, -0.02, -0.01, -0.005, -0.0025, 0.0, 0.0025, 0.005, 0.01, 0.02, 0.05)
-"""Relative offsets s of ħ = ħ_fit (1 + s) at which J is tabulated around the minimum."""
+"""Relative offsets s of x = x_fit (1 + s) at which J is tabulated around the minimum."""
+
+FITTED = ("hbar", "m")
+"""The parameters a fit can vary: ħ (m fixed at 1/γ) or m (ħ fixed at γ/β)."""
 
 
 def fit_hbar(
-    run: MadelungRun, spec: VerifySpec, perturb: Perturbation = NONE, xatol: float = 1e-6
+    run: MadelungRun,
+    spec: VerifySpec,
+    perturb: Perturbation = NONE,
+    xatol: float = 1e-6,
+    which: str = "hbar",
 ) -> Fit:
-    """The ħ minimising the mismatch J(ħ) of Schrödinger(ħ, m = m_factor/γ) to a Madelung run.
+    """The ħ (or m) minimising the mismatch J of Schrödinger (3.11) to a Madelung run.
 
-    J(ħ) = mean over the observation times of e_p² + e_∇S² (collective).
-    Bounded Brent search in log ħ over [γ/β / bracket, bracket · γ/β]; then J on
-    ħ_fit·(1 + s) for s in :data:`OFFSETS`, and the curvature a of a parabola
-    J ≈ J_min + a s² fitted on |s| ≤ 1 %: the width √(J_min/a) is the relative
-    change of ħ over which J rises by its own minimum value.
+    ``which = "hbar"``: trial ħ, m = m_factor/γ. ``which = "m"``: trial m,
+    ħ = hbar_factor·γ/β. J = mean over the observation times of e_p² + e_∇S²
+    (collective). Bounded Brent search in log x over [x_e / bracket, bracket · x_e];
+    then J on x_fit·(1 + s) for s in :data:`OFFSETS`, and the curvature a of a
+    parabola J ≈ J_min + a s² fitted on |s| ≤ 1 %: the width √(J_min/a) is the
+    relative change of x over which J rises by its own minimum value. The
+    returned :class:`Fit` names the expected and fitted value ``hbar_*`` for both.
 
     Raises:
         SolverError: A Schrödinger run failed.
     """
+    if which not in FITTED:
+        raise ValueError(f"which must be one of {FITTED}, got {which!r}")
     from scipy.optimize import minimize_scalar
 
     times, bracket = spec.times, spec.bracket
@@ -56,9 +86,12 @@ def fit_hbar(
     mismatch = Mismatch(hydro, wave.pair(), support, metric, case.discretisation.degree, comm)
     memo: dict[float, float] = {}
 
-    def J(hbar: float) -> float:
-        if hbar in memo:
-            return memo[hbar]
+    par = case.parameters
+    hbar_fixed = perturb.hbar_factor * par.gamma / par.beta
+
+    def J(x: float) -> float:
+        if x in memo:
+            return memo[x]
         total = [0.0]
 
         def observe(i: int) -> None:
@@ -67,11 +100,14 @@ def fit_hbar(
             e = mismatch()
             total[0] += sum(e[c] ** 2 for c in JUDGED)
 
-        wave.run(hbar, snaps.u0, snaps.steps, snaps.dt, observe)
-        memo[hbar] = comm.bcast(total[0] / len(times), root=0)  # one Brent path on all ranks
-        return memo[hbar]
+        if which == "hbar":
+            wave.run(x, snaps.u0, snaps.steps, snaps.dt, observe)
+        else:
+            wave.run(hbar_fixed, snaps.u0, snaps.steps, snaps.dt, observe, m=x)
+        memo[x] = comm.bcast(total[0] / len(times), root=0)  # one Brent path on all ranks
+        return memo[x]
 
-    h_e = case.parameters.gamma / case.parameters.beta
+    h_e = par.gamma / par.beta if which == "hbar" else par.m
     lo, hi = math.log(h_e / bracket), math.log(h_e * bracket)
     res = minimize_scalar(
         lambda s: J(math.exp(s)), bounds=(lo, hi), method="bounded", options={"xatol": xatol}
@@ -87,6 +123,27 @@ def fit_hbar(
     return Fit(h_e, h_fit, J_min, evaluations, curve, 2 * a, width, bool(at_bound))
 
 
+def fit_uncertainty(
+    vc: VerifyCase, gamma: float, beta: float, fitted: float, comm: MPI.Comm, which: str
+) -> tuple[float, float | None, str]:
+    """Roache's GCI of a fitted value from a repeat on ``verify.fit_uncertainty_cells``.
+
+    Returns (GCI, the coarse level's value, an error message or ""); (nan, None, "")
+    when the case asks for no uncertainty. Collective.
+    """
+    spec, n = vc.spec, vc.spec.fit_uncertainty_cells
+    if n is None:
+        return math.nan, None, ""
+    try:
+        coarse = madelung_run(refined(with_pair(vc.case, gamma, beta), n), comm, spec.times)
+        x_c = fit_hbar(coarse, spec, which=which).hbar_fit
+    except SolverError as e:
+        return math.nan, None, f"the coarse level ({n} cells) failed: {e}"
+    r = vc.case.mesh.cells[0] / n
+    gci = GCI_SAFETY * abs(fitted - x_c) / (r**GCI_ORDER - 1.0)
+    return gci, x_c, ""
+
+
 def check_hbar_fit(
     vc: VerifyCase,
     gamma: float,
@@ -94,54 +151,75 @@ def check_hbar_fit(
     comm: MPI.Comm,
     perturb: Perturbation = NONE,
     run: MadelungRun | None = None,
+    which: str = "hbar",
 ) -> tuple[Check, Fit | None]:
-    """ħ_fit = γ/β within the tolerance, and the minimum resolved at that tolerance.
+    """ħ_fit = γ/β (or, ``which = "m"``, m_fit = 1/γ) within the tolerance, minimum resolved.
 
-    ``perturb.m_factor`` ≠ 1 fits with a wrong mass; ``perturb.hbar_expected``
-    compares with another value than γ/β: both for tests that the check fails when
-    it should. ``run``: the Madelung run at (γ, β) if already done.
+    ``perturb.m_factor`` ≠ 1 fits ħ with a wrong mass, ``perturb.hbar_factor`` ≠ 1
+    fits m with a wrong ħ; ``perturb.hbar_expected`` compares the ħ-fit with another
+    value than γ/β: all for tests that the check fails when it should. ``run``: the
+    Madelung run at (γ, β) if already done. With ``verify.fit_uncertainty_cells``
+    the record carries the GCI of the fitted value (:func:`fit_uncertainty`).
     """
     spec = vc.spec
     tol = spec.hbar_tolerance
-    expected = gamma / beta if perturb.hbar_expected is None else perturb.hbar_expected
-    name = f"hbar_fit[{vc.name}] gamma={gamma:g} beta={beta:g}"
+    if which == "hbar":
+        expected = gamma / beta if perturb.hbar_expected is None else perturb.hbar_expected
+        check, fixed = "hbar_fit", f"m = {perturb.m_factor:g}/gamma"
+        keys = ("hbar_expected", "hbar_fit")
+    else:
+        expected = 1.0 / gamma
+        check, fixed = "mass_fit", f"hbar = {perturb.hbar_factor:g} gamma/beta"
+        keys = ("m_expected", "m_fit")
+    x = "hbar" if which == "hbar" else "m"
+    fixed_value = (
+        {"m": perturb.m_factor / gamma}
+        if which == "hbar"
+        else {"hbar": perturb.hbar_factor * gamma / beta}
+    )
+    name = f"{check}[{vc.name}] gamma={gamma:g} beta={beta:g}"
     criterion = (
-        f"|hbar_fit/hbar_expected - 1| <= {tol:g} with m = 1/gamma, and a clear "
+        f"|{x}_fit/{x}_expected - 1| <= {tol:g} with {fixed}, and a clear "
         f"minimum: width sqrt(J_min/a) <= {tol:g} (J ~ J_min + a s^2, s = "
-        "hbar/hbar_fit - 1), not at the search bounds"
+        f"{x}/{x}_fit - 1), not at the search bounds"
     )
     t0 = time.perf_counter()
+    pair = {"case": vc.name, "gamma": gamma, "beta": beta, keys[0]: expected}
     try:
         run = run or madelung_run(with_pair(vc.case, gamma, beta), comm, spec.times)
-        fit = fit_hbar(run, spec, perturb)
+        fit = fit_hbar(run, spec, perturb, which=which)
     except SolverError as e:
-        return failed(
-            name, tol, criterion, e, case=vc.name, gamma=gamma, beta=beta, hbar_expected=expected
-        ), None
+        return failed(name, tol, criterion, e, **pair), None
+    gci, coarse, gci_error = fit_uncertainty(vc, gamma, beta, fit.hbar_fit, comm, which)
     rel = abs(fit.hbar_fit / expected - 1)
     passed = rel <= tol and fit.width <= tol and not fit.at_bound
-    return Check(
-        name,
-        bool(passed),
-        rel,
-        tol,
-        {
-            "criterion": criterion,
-            "case": vc.name,
-            "gamma": gamma,
-            "beta": beta,
-            "m": perturb.m_factor / gamma,
-            "hbar_expected": expected,
-            "hbar_fit": fit.hbar_fit,
-            "rel_error": rel,
-            "J_min": fit.J_min,
-            "curvature": fit.curvature,
-            "width": fit.width,
-            "at_bound": fit.at_bound,
-            "bracket": spec.bracket,
-            "evaluations": len(fit.evaluations),
-            "search": [list(e) for e in fit.evaluations],
-            "curve": [list(c) for c in fit.curve],
-            "wall_s": time.perf_counter() - t0,
-        },
-    ), fit
+    if which == "m":
+        fit = replace(fit, hbar_expected=expected)
+    details = {
+        "criterion": criterion,
+        **pair,
+        **fixed_value,
+        keys[1]: fit.hbar_fit,
+        "rel_error": rel,
+        "uncertainty": gci,
+        "uncertainty_rel": gci / fit.hbar_fit,
+        "uncertainty_method": "none"
+        if spec.fit_uncertainty_cells is None
+        else (
+            f"GCI = {GCI_SAFETY:g} |x - x_coarse| / (r^{GCI_ORDER:g} - 1), coarse level "
+            f"{spec.fit_uncertainty_cells} cells"
+        ),
+        "coarse_fit": coarse,
+        "J_min": fit.J_min,
+        "curvature": fit.curvature,
+        "width": fit.width,
+        "at_bound": fit.at_bound,
+        "bracket": spec.bracket,
+        "evaluations": len(fit.evaluations),
+        "search": [list(e) for e in fit.evaluations],
+        "curve": [list(c) for c in fit.curve],
+        "wall_s": time.perf_counter() - t0,
+    }
+    if gci_error:
+        details["uncertainty_error"] = gci_error
+    return Check(name, bool(passed), rel, tol, details), fit

@@ -160,8 +160,10 @@ class Wave:
         self.case = case
         # a Constant, not a float: every ħ of a scan reuses the compiled forms
         self.hbar: Any = cast(Any, fem.Constant(msh, par.hbar))
+        self.m_default = par.m * perturb.m_factor
+        self.m: Any = cast(Any, fem.Constant(msh, self.m_default))  # a Constant: the mass fit
         V = make_potential(case, msh, metric)
-        self.eq = Schrodinger(metric, V, self.hbar, par.m * perturb.m_factor)
+        self.eq = Schrodinger(metric, V, self.hbar, self.m)
         self.space = fem.functionspace(msh, ("Lagrange", degree, (2,)))
         self.psi = fem.Function(self.space, name="psi")
         self._u0 = fem.Function(hydro_space)
@@ -182,13 +184,17 @@ class Wave:
         steps: Sequence[int],
         dt: float,
         observe: Callable[[int], None],
+        m: float | None = None,
     ) -> None:
-        """Step to the last of ``steps`` with ħ = hbar; observe(i) at steps[i] (collective).
+        """Step to the last of ``steps`` with ħ = hbar (and mass m); observe(i) at steps[i].
+
+        Collective. ``m`` None: m = m_factor/γ (3.13).
 
         Raises:
             SolverError: A step failed.
         """
         self.hbar.value = hbar
+        self.m.value = self.m_default if m is None else m
         self._u0.x.array[:] = u0
         self.psi.interpolate(self._initial)
         for bc in self.bcs:

@@ -68,7 +68,7 @@ def run_verification(
 def _run_pair(
     vc: VerifyCase, gamma: float, beta: float, comm: MPI.Comm, add: Callable[[Check], None]
 ) -> MadelungRun | None:
-    """The Madelung run shared by correspondence and hbar_fit at (γ, β), or None if it failed.
+    """The Madelung run shared by correspondence and the fits at (γ, β), or None if it failed.
 
     A failed run fails both checks (``add`` receives their records).
     """
@@ -80,6 +80,7 @@ def _run_pair(
         for c, tol in (
             ("correspondence", spec.mismatch_tolerance),
             ("hbar_fit", spec.hbar_tolerance),
+            ("mass_fit", spec.hbar_tolerance),
         ):
             if c in spec.checks:
                 name = f"{c}[{vc.name}] gamma={gamma:g} beta={beta:g}"
@@ -105,7 +106,7 @@ def run_case_checks(vc: VerifyCase, comm: MPI.Comm, report: Report, out: Path | 
     for gamma, beta in spec.pairs:
         key = f"{vc.name} gamma={gamma:g} beta={beta:g}"
         run = None
-        if {"correspondence", "hbar_fit"} & set(spec.checks):
+        if {"correspondence", "hbar_fit", "mass_fit"} & set(spec.checks):
             run = _run_pair(vc, gamma, beta, comm, add)  # one Madelung run for both checks
             if run is None:
                 continue
@@ -122,6 +123,9 @@ def run_case_checks(vc: VerifyCase, comm: MPI.Comm, report: Report, out: Path | 
             add(check)
             if fit is not None:
                 report.fits.append((key, fit))
+        if "mass_fit" in spec.checks:
+            check, _ = check_hbar_fit(vc, gamma, beta, comm, run=run, which="m")
+            add(check)
     if "refinement" in spec.checks:
         add(check_refinement(vc, comm))
     if "ground_state" in spec.checks:

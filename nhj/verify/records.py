@@ -29,6 +29,7 @@ class Perturbation:
     Attributes:
         m_factor: Schrödinger runs with the mass m = m_factor/γ instead of 1/γ (3.13).
         hbar_expected: The ħ-fit is compared with this instead of γ/β (3.12).
+        hbar_factor: The mass fit holds ħ at hbar_factor·γ/β instead of γ/β (3.12).
         beta_gibbs: The Gibbs density exp(−2β_g L̄/γ)/Z is taken at this β_g instead of β.
         hbar_H: The ground state is that of H with this ħ instead of γ/β (V stays (3.6)).
         coincide: The regimes check claims every α coincides with Schrödinger (True)
@@ -37,6 +38,7 @@ class Perturbation:
 
     m_factor: float = 1.0
     hbar_expected: float | None = None
+    hbar_factor: float = 1.0
     beta_gibbs: float | None = None
     hbar_H: float | None = None
     coincide: bool | None = None
@@ -177,13 +179,17 @@ class Report:
         return bool(self.checks) and all(c.passed for c in self.checks)
 
     def hbar_table(self) -> list[dict[str, Any]]:
-        """Rows gamma, beta, hbar_expected, hbar_fit, rel_error of every ħ-fit."""
+        """Rows gamma, beta, hbar_expected, hbar_fit, rel_error, uncertainty of every ħ-fit."""
+        return self._fit_table("hbar_fit", ("hbar_expected", "hbar_fit"))
+
+    def mass_table(self) -> list[dict[str, Any]]:
+        """Rows gamma, beta, m_expected, m_fit, rel_error, uncertainty of every mass fit."""
+        return self._fit_table("mass_fit", ("m_expected", "m_fit"))
+
+    def _fit_table(self, check: str, keys: tuple[str, str]) -> list[dict[str, Any]]:
+        cols = ("case", "gamma", "beta", *keys, "rel_error", "uncertainty")
         return [
-            {
-                k: c.details.get(k)
-                for k in ("case", "gamma", "beta", "hbar_expected", "hbar_fit", "rel_error")
-            }
-            | {"passed": c.passed}
+            {k: c.details.get(k) for k in cols} | {"passed": c.passed}
             for c in self.checks
-            if c.name.startswith("hbar_fit")
+            if c.name.startswith(f"{check}[")
         ]

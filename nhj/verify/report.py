@@ -1,7 +1,8 @@
 """The report of ``nhj verify``: report.json, report.md and the figures, written by rank 0.
 
 * ``report.json`` — ``checks`` (each {name, passed, value, tolerance, details}),
-  ``hbar_fit`` (gamma, beta, hbar_expected, hbar_fit, rel_error per pair), mode,
+  ``hbar_fit`` (gamma, beta, hbar_expected, hbar_fit, rel_error, uncertainty per pair),
+  ``mass_fit`` (the same with m_expected, m_fit), mode,
   overall ``passed``, ranks, wall time, versions.
 * ``report.md`` — the same as tables, with the criterion of every check.
 * the figures of :mod:`nhj.verify.figures`.
@@ -40,6 +41,7 @@ def report_data(report: Report) -> dict[str, Any]:
             "versions": versions(),
             "checks": [c.as_dict() for c in report.checks],
             "hbar_fit": report.hbar_table(),
+            "mass_fit": report.mass_table(),
         }
     )
 
@@ -95,13 +97,17 @@ def summary_table(report: Report) -> str:
     out = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)), line]
     out += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
     out.append(line)
-    fits = report.hbar_table()
-    if fits:
-        out.append("hbar fit (m = 1/gamma):  gamma  beta  hbar_expected  hbar_fit  rel_error")
+    for title, x, fits in (
+        ("hbar fit (m = 1/gamma)", "hbar", report.hbar_table()),
+        ("mass fit (hbar = gamma/beta)", "m", report.mass_table()),
+    ):
+        if not fits:
+            continue
+        out.append(f"{title}:  gamma  beta  {x}_expected  {x}_fit  rel_error  GCI")
         out += [
             f"  {r['case'] or '-':>24s}  {fmt(r['gamma']):>5s}  {fmt(r['beta']):>4s}  "
-            f"{fmt(r['hbar_expected'], '.6g'):>13s}  {fmt(r['hbar_fit'], '.6g'):>8s}  "
-            f"{fmt(r['rel_error'], '.2e'):>9s}"
+            f"{fmt(r[f'{x}_expected'], '.6g'):>13s}  {fmt(r[f'{x}_fit'], '.6g'):>8s}  "
+            f"{fmt(r['rel_error'], '.2e'):>9s}  {fmt(r['uncertainty'], '.2e'):>8s}"
             for r in fits
         ]
     n = sum(c.passed for c in report.checks)
@@ -150,37 +156,34 @@ def markdown(report: Report, figures: list[Path]) -> str:
             for c in report.checks
         ],
     )
-    fits = [c for c in report.checks if c.name.startswith("hbar_fit")]
-    if fits:
+    for check, x, title, fixed in (
+        ("hbar_fit", "hbar", "ħ-fit", "the ħ that minimises the mismatch J(ħ) with m fixed at 1/γ"),
+        ("mass_fit", "m", "Mass fit", "the m that minimises the mismatch J(m) with ħ fixed at γ/β"),
+    ):
+        fits = [c for c in report.checks if c.name.startswith(f"{check}[")]
+        if not fits:
+            continue
         md += [
-            "## ħ-fit",
+            f"## {title}",
             "",
-            "The ħ that minimises the Madelung–Schrödinger mismatch J(ħ) with m fixed at "
-            "1/γ (bounded Brent search over [γ/β / B, B γ/β]). *width* is the relative "
-            "change of ħ over which J rises by its own minimum (from the curvature): a "
-            "clear minimum has a width below the tolerance.",
+            f"The Madelung–Schrödinger fit: {fixed} (bounded Brent search over "
+            "[x_e / B, B x_e]). *width* is the relative change over which J rises by its "
+            "own minimum (from the curvature): a clear minimum has a width below the "
+            "tolerance. *GCI* is the discretisation uncertainty of the fitted value "
+            "(verify.fit_uncertainty_cells; — when not asked for).",
             "",
         ]
         md += _table(
-            [
-                "case",
-                "γ",
-                "β",
-                "ħ expected",
-                "ħ fit",
-                "rel. error",
-                "J_min",
-                "width",
-                "evaluations",
-            ],
+            ["case", "γ", "β", "expected", "fit", "rel. error", "GCI", "J_min", "width", "evals"],
             [
                 [
                     c.details.get("case", ""),
                     fmt(c.details.get("gamma")),
                     fmt(c.details.get("beta")),
-                    fmt(c.details.get("hbar_expected"), ".6g"),
-                    fmt(c.details.get("hbar_fit"), ".8g"),
+                    fmt(c.details.get(f"{x}_expected"), ".6g"),
+                    fmt(c.details.get(f"{x}_fit"), ".8g"),
                     fmt(c.details.get("rel_error"), ".2e"),
+                    fmt(c.details.get("uncertainty"), ".2e"),
                     fmt(c.details.get("J_min"), ".2e"),
                     fmt(c.details.get("width"), ".2e"),
                     fmt(c.details.get("evaluations")),

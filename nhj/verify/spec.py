@@ -24,7 +24,15 @@ VERIFY_DIR = Path(__file__).resolve().parents[2] / "cases" / "verify"
 """The shipped verification cases."""
 
 MODES = ("quick", "full")
-CHECKS = ("correspondence", "refinement", "hbar_fit", "ground_state", "fokker_planck", "regimes")
+CHECKS = (
+    "correspondence",
+    "refinement",
+    "hbar_fit",
+    "mass_fit",
+    "ground_state",
+    "fokker_planck",
+    "regimes",
+)
 """The checks, in the order the report lists them."""
 SUPPORT = 1e-3
 """The support of p for the phase comparison and the report's phase panels: p > SUPPORT · max p."""
@@ -43,7 +51,11 @@ class VerifySpec:
         alphas: The regimes α of the ``regimes`` check.
         bracket: The ħ search interval is [ħ_e/bracket, bracket·ħ_e], ħ_e = γ/β.
         mismatch_tolerance: Bound on relative L² mismatches (correspondence, regimes).
-        hbar_tolerance: Bound on |ħ_fit/(γ/β) − 1| and on the width of the minimum.
+        hbar_tolerance: Bound on |ħ_fit/(γ/β) − 1| (and |m_fit γ − 1|) and on the width
+            of the minimum.
+        fit_uncertainty_cells: Cells along x0 of a coarser level on which the ħ- and mass
+            fits are repeated for their discretisation uncertainty (Roache's GCI,
+            :mod:`nhj.verify.hbar_fit`); None: no uncertainty.
         gibbs_tolerance: Bound on L¹ distances to the Gibbs density.
         separation: Regimes that must differ do so by more than separation × tolerance.
         schrodinger_degree: Degree of the Schrödinger reference (None: the case's degree);
@@ -61,6 +73,7 @@ class VerifySpec:
     gibbs_tolerance: float = 1e-3
     separation: float = 10.0
     schrodinger_degree: int | None = None
+    fit_uncertainty_cells: int | None = None
 
     KEYS = (
         "checks",
@@ -74,6 +87,7 @@ class VerifySpec:
         "gibbs_tolerance",
         "separation",
         "schrodinger_degree",
+        "fit_uncertainty_cells",
     )
 
     @classmethod
@@ -119,6 +133,14 @@ class VerifySpec:
             schrodinger_degree=None
             if "schrodinger_degree" not in t
             else as_int(t["schrodinger_degree"], f"{s}.schrodinger_degree", lo=1, hi=4),
+            fit_uncertainty_cells=None
+            if "fit_uncertainty_cells" not in t
+            else as_int(
+                t["fit_uncertainty_cells"],
+                f"{s}.fit_uncertainty_cells",
+                lo=1,
+                hi=case.mesh.cells[0] - 1,
+            ),
         )
         spec.validate(case)
         return spec
@@ -126,7 +148,8 @@ class VerifySpec:
     def validate(self, case: Case) -> None:
         """Cross-checks between the checks asked for and the case."""
         s = "verify"
-        hydro = {"correspondence", "refinement", "hbar_fit"} & set(self.checks)
+        fits = {"hbar_fit", "mass_fit"} & set(self.checks)
+        hydro = {"correspondence", "refinement"} & set(self.checks) | fits
         if hydro and case.equation != "madelung":
             raise CaseError(
                 f"{s}.checks",
@@ -148,10 +171,19 @@ class VerifySpec:
             )
         if (hydro or "regimes" in self.checks) and not self.times:
             raise CaseError(
-                f"{s}.times", "is required for correspondence, refinement, hbar_fit and regimes"
+                f"{s}.times",
+                "is required for correspondence, refinement, hbar_fit, mass_fit and regimes",
             )
         if self.times:
             step_indices(self.times, case.discretisation, f"{s}.times")
+        if self.fit_uncertainty_cells is not None:
+            f = f"{s}.fit_uncertainty_cells"
+            if not fits:
+                raise CaseError(f, "needs hbar_fit or mass_fit among verify.checks")
+            if case.mesh.type == "gmsh":
+                raise CaseError(f, "needs a built-in mesh (interval, rectangle, box)")
+            n = self.fit_uncertainty_cells
+            step_indices(self.times, refined(case, n).discretisation, f"{f} ({n} cells): times")
         if {"refinement", "ground_state"} & set(self.checks):
             r = self.refinement
             if len(r) < 2 or any(b <= a for a, b in zip(r, r[1:], strict=False)):
