@@ -84,3 +84,36 @@ def test_sweep_on_slurm_cancel_requeue_collect(slurm_cluster, tmp_path):  # noqa
     assert len(list((out / "slurm").glob("*.out"))) >= 5  # 4 tasks + the rerun
 
     assert main(["sweep", "status", str(out)]) == 0
+
+
+def test_hbar_law_subgrid_on_slurm_and_its_report(slurm_cluster, tmp_path):  # noqa: F811
+    """cases/sweeps/hbar_law.toml on the cluster, its grid cut to β ∈ {0.5, 5} × two γ rows.
+
+    Same base, [set] (ħ- and mass fits with their GCI) and zipped γ rows as the shipped
+    sweep — four points, the fewest the law's three coefficients and their errors need —
+    submitted as one array and waited for; the report's a and b must be within 0.5 % and
+    two standard errors of 1 and −1 (the criterion of the full grid, docs in README
+    "Sweeps and clusters"), the mass law's a within 0.5 % of −1.
+    """
+    import tomllib
+
+    from nhj.sweep.tomlw import dumps
+
+    doc = tomllib.loads((ROOT / "cases" / "sweeps" / "hbar_law.toml").read_text())
+    doc["verify"] = str(ROOT / "cases" / "verify" / f"{doc['verify']}.toml")
+    doc["grid"]["product"] = {"parameters.beta": [0.5, 5.0]}
+    (zipped,) = doc["grid"]["zip"]
+    doc["grid"]["zip"] = [{k: [v[0], v[2]] for k, v in zipped.items()}]  # γ = 0.5, 1.6
+    f = tmp_path / "law.toml"
+    f.write_text(dumps(doc))
+    out = tmp_path / "law"
+    args = ["sweep", str(f), "--out", str(out), "--backend", "slurm", "--jobs", "2"]
+    assert main([*args, "--wait", "--poll", "1"]) == 0
+    record = json.loads((out / "sweep.json").read_text())
+    assert [p["status"] for p in record["points"]] == ["completed"] * 4
+    assert main(["sweep", "report", str(out)]) == 0
+    law = json.loads((out / "sweep.json").read_text())["law"]
+    for k, expected in (("a", 1.0), ("b", -1.0)):
+        assert abs(law[k] - expected) <= min(5e-3, 2 * law[f"{k}_se"]), law
+    mass = json.loads((out / "sweep.json").read_text())["mass_law"]
+    assert abs(mass["a"] + 1) <= 5e-3, mass
