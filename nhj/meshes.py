@@ -32,7 +32,8 @@ from mpi4py import MPI
 import numpy as np
 from dolfinx import mesh
 
-from nhj.safety import check_geo, check_mesh_file
+from nhj.geo_safety import check_geo
+from nhj.safety import check_mesh_file
 from nhj.schema import (
     CaseError,
     as_float,

@@ -15,14 +15,9 @@ import pytest
 from case_helpers import CASES, load, merged, write_case
 
 from nhj.cli import main
+from nhj.geo_safety import MAX_GEO_ITERATIONS, check_geo
 from nhj.meshes import MESH_DIR
-from nhj.safety import (
-    MAX_GEO_ITERATIONS,
-    check_geo,
-    check_mesh_file,
-    check_name,
-    check_petsc_options,
-)
+from nhj.safety import check_mesh_file, check_name, check_petsc_options
 from nhj.schema import CaseError
 
 DISK = (MESH_DIR / "disk.geo").read_text()
