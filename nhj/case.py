@@ -138,10 +138,10 @@ def parse_toml(text: str, what: str = "case text is") -> dict[str, Any]:
         raise CaseError("case", f"{what} not usable: arrays or tables nested too deeply") from None
 
 
-def case_from_text(text: str, base_dir: Path, name: str) -> Case:
+def case_from_text(text: str, base_dir: Path, name: str, max_dofs: int | None = None) -> Case:
     """Validate the text of a case file (e.g. a result directory's copy, on resume)."""
     d = parse_toml(text)
-    return replace(case_from_dict(d, base_dir, name=name), text=text)
+    return replace(case_from_dict(d, base_dir, name=name, max_dofs=max_dofs), text=text)
 
 
 def load_case(path: str | Path, max_dofs: int | None = None) -> Case:

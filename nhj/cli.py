@@ -260,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             out = args.resume
             with interrupt.installed():
-                summary = resume_case(out, comm, args.max_wall_s, interrupt)
+                summary = resume_case(out, comm, args.max_wall_s, interrupt, args.max_dofs)
         else:
             if args.case is None:
                 raise CaseError("case", "give a case file (or --resume DIR)")

@@ -160,8 +160,11 @@ def resume_case(
     comm: MPI.Comm = MPI.COMM_WORLD,
     max_wall_s: float | None = None,
     interrupt: Interrupt | None = None,
+    max_dofs: int | None = None,
 ) -> dict[str, Any]:
     """Continue the run in ``out`` from its checkpoint, on any number of ranks.
+
+    ``max_dofs`` bounds the case as for a new run (``--max-dofs``).
 
     Raises:
         CaseError: ``out`` has no checkpoint, or its case or checkpoint does not
@@ -175,7 +178,7 @@ def resume_case(
     text = comm.bcast(text, root=0)
     if case_hash(text) != meta["case_sha"]:
         raise CaseError("--resume", f"{out}/case.toml is not the case the checkpoint was made of")
-    case = case_from_text(text, Path(meta["case_dir"]), meta["case_name"])
+    case = case_from_text(text, Path(meta["case_dir"]), meta["case_name"], max_dofs)
     return _execute(case, out, comm, max_wall_s, interrupt, meta=meta)
 
 

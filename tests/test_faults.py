@@ -152,6 +152,7 @@ def test_kill9_then_resume(
 ) -> None:
     """kill -9 halfway leaves "running" at the last checkpoint; --resume gives the same rows.
 
+    --resume with a --max-dofs the case exceeds is refused (exit 2) and leaves it as it was.
     While the run holds its --out, a second run into it is refused (exit 2, one line).
     The Langevin particles continue bit-identically (langevin_* columns equal as text).
     """
@@ -170,6 +171,11 @@ def test_kill9_then_resume(
     meta = json.loads((out / "checkpoint" / "meta.json").read_text())
     assert after["checkpoint"]["step"] == meta["step"] >= s["checkpoint"]["step"]
     assert after["checkpoint"]["t"] == meta["t"]
+    capsys.readouterr()
+    # a resume is bounded like a new run: refused before anything is written
+    assert main(["-q", "run", "--resume", str(out), "--max-dofs", "10"]) == 2
+    assert "mesh.max_dofs: " in one_line(capsys.readouterr().err)
+    assert summary(out) == after
     assert main(["-q", "run", "--resume", str(out)]) == 0
     assert summary(out)["status"] == "completed"
     assert_same_rows(ref, out, exact="langevin" if eq == "fokker_planck" else "")
