@@ -47,7 +47,7 @@ the wave form and the largest relative mass jump at a switch.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mpi4py import MPI
@@ -72,6 +72,9 @@ RETURN = 0.8
 HYSTERESIS = 3.0
 #: Longest wait (in wave steps) before testing for a return to the fluid form.
 MAX_HOLD = 64
+#: Smallest fluid sub-step (relative to dt) before the hybrid retakes the step as a wave:
+#: a few halvings, not the 10 of nonlinear.dt_min = 1e-3 — the wave step is cheaper.
+DT_MIN = 1.0 / 16
 
 FLUID, WAVE = "fluid", "wave"
 
@@ -215,6 +218,8 @@ class HybridStepper:
         make_linear: Callable[[SemiDiscrete, str, fem.Function, float, list[Any]], Any],
     ) -> None:
         self.fluid, self.form, self.make_linear = fluid, wave, make_linear
+        c = fluid.control
+        fluid.control = replace(c, dt_min=max(c.dt_min, DT_MIN))
         self.u = fluid.u
         self.space = self.u.function_space
         self.comm = self.space.mesh.comm
