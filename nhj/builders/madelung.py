@@ -29,7 +29,7 @@ from nhj.builders.common import (
     mesh_scales,
     owned_max,
 )
-from nhj.builders.waveform import node_advice, wave_form
+from nhj.builders.waveform import advised, node_advice, wave_form
 from nhj.covariant import Metric
 from nhj.diagnostics import ExactError
 from nhj.equations.learning import fisher_tensor
@@ -97,7 +97,7 @@ def build(case: Case, msh: Any, metric: Metric) -> Problem:
         info={"alpha": noise.alpha if noise.kappa is None else None, "vacuum_nu": vacuum.nu},
         hooks=StepHooks(
             guard=guard,
-            hint=guard.explain,
+            hint=advised(guard.explain, node_advice(case)),
             error_norm=partial(wavefunction_error, hbar=par.hbar),
             wave=wave_form(case, eq, space, metric),  # nonlinear.nodes = "hybrid"
         ),
