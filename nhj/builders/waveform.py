@@ -10,6 +10,7 @@ and the message says why.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -76,3 +77,13 @@ def wave_form(case: Case, eq: Any, space: Any, metric: Metric) -> WaveForm | Non
         fluid_state=log_state if log else sqrt_state,
         threshold=case.nonlinear.node_threshold,
     )
+
+
+def advised(explain: Callable[[Any, float], str], advice: str) -> Callable[[Any, float], str]:
+    """A failure hint that ends with ``advice`` (e.g. that no wave form exists)."""
+
+    def hint(where: Any, t: float) -> str:
+        text = explain(where, t)
+        return text if advice in text else f"{text}; {advice}"
+
+    return hint
