@@ -328,3 +328,77 @@ def test_report_of_a_verify_sweep(tmp_path, capsys):
     assert (tmp_path / "law.png").stat().st_size > 10_000
     out = capsys.readouterr().out
     assert "a = +1.0" in out and "m law" in out and "Birge" in out
+
+
+def test_kill9_of_a_point_and_of_the_sweep_then_rerun_resumes(tmp_path, venv_bin):
+    """kill -9 of a running point, then of the sweep driver: the rerun completes every point.
+
+    Points of 600 steps checkpointing every 50 (free_packet_1d, 1000 P2 cells). The
+    point killed with SIGKILL is left "running" at its last checkpoint; the driver, killed
+    with SIGKILL while its second point runs, takes that point with it (PR_SET_PDEATHSIG:
+    SIGTERM, so it checkpoints and ends "interrupted"). Rerunning the same command resumes
+    both from their checkpoints (summary.json resumed_from) and runs the rest.
+    """
+    import signal
+    import sys
+    import time
+
+    f = tmp_path / "s.toml"
+    f.write_text(
+        f'base = "{ROOT / "cases" / "free_packet_1d.toml"}"\n[set]\n"mesh.cells" = [1000]\n'
+        '"discretisation.dt" = 0.005\n"discretisation.t_end" = 3.0\n"output.fields" = false\n'
+        '"output.checkpoint_every" = 50\n[grid]\n'
+        'product = { "parameters.gamma" = [0.5, 1.0] }\n'
+    )
+    out = tmp_path / "out"
+    names = ["gamma=0.5", "gamma=1"]
+
+    def summary(name: str) -> dict:
+        try:
+            return json.loads((out / "points" / name / "summary.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def until(ok, what: str, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not ok():
+            assert time.monotonic() < deadline, f"no {what} after {timeout:.0f} s"
+            time.sleep(0.2)
+
+    def point_pid(name: str) -> int:
+        for line in log.read_text().splitlines():
+            if f"start {name} (pid " in line:
+                return int(line.rsplit("(pid ", 1)[1].rstrip(")"))
+        raise AssertionError(f"{name} has not started")
+
+    log = tmp_path / "driver.log"
+    exe = (
+        [str(venv_bin / "nhj")]
+        if (venv_bin / "nhj").exists()
+        else [sys.executable, "-m", "nhj.cli"]
+    )
+    cmd = [*exe, "sweep", str(f), "--out", str(out), "--jobs", "1"]
+    with open(log, "w") as err:
+        driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        checkpointed = lambda n: summary(n).get("checkpoint", {}).get("step", 0) >= 100  # noqa: E731
+        until(lambda: checkpointed(names[0]), f"checkpoint of {names[0]}")
+        os.kill(point_pid(names[0]), signal.SIGKILL)  # the point dies; the driver goes on
+        until(lambda: checkpointed(names[1]), f"checkpoint of {names[1]}")
+        driver.kill()  # kill -9 of the sweep while its second point runs
+        driver.wait(timeout=30)
+        until(lambda: summary(names[1]).get("status") != "running", f"{names[1]} stopping", 60)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    killed, orphaned = summary(names[0]), summary(names[1])
+    assert killed["status"] in ("running", "failed"), killed  # SIGKILL: no chance to say more
+    assert orphaned["status"] == "interrupted", orphaned  # SIGTERM from PR_SET_PDEATHSIG
+    stopped = {n: summary(n)["checkpoint"]["step"] for n in names}
+
+    run = subprocess.run(cmd + ["--retry-failed"], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    for n in names:
+        s = summary(n)
+        assert s["status"] == "completed" and s["steps"] == 600, s
+        assert s["resumed_from"]["step"] == stopped[n], (n, s["resumed_from"], stopped[n])
