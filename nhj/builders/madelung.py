@@ -36,6 +36,7 @@ from nhj.equations.learning import fisher_tensor
 from nhj.equations.madelung import Madelung, Vacuum
 from nhj.equations.madelung_nodes import NodeGuard, wavefunction_error
 from nhj.exact import GaussianState
+from nhj.hybrid import PhaseSteps
 from nhj.problem import Equation, Problem, StepHooks
 from nhj.schema import CaseError
 from nhj.sections import Case
@@ -84,6 +85,7 @@ def build(case: Case, msh: Any, metric: Metric) -> Problem:
     for bc in bcs:  # √p = 0 on ∂Ω from t = 0, like ψ for (3.11)
         bc.set(u0.x.array)
     guard = NodeGuard(u0, case.nonlinear.node_threshold, advice=node_advice(case))
+    locate = PhaseSteps(u0, eq.wavefunction(u0), case.nonlinear.node_threshold)  # failures' x
     monitors: list[Any] = []
     if exact(case):
         monitors.append(
@@ -97,7 +99,7 @@ def build(case: Case, msh: Any, metric: Metric) -> Problem:
         info={"alpha": noise.alpha if noise.kappa is None else None, "vacuum_nu": vacuum.nu},
         hooks=StepHooks(
             guard=guard,
-            hint=advised(guard.explain, node_advice(case)),
+            hint=advised(guard.explain, node_advice(case), locate),
             error_norm=partial(wavefunction_error, hbar=par.hbar),
             wave=wave_form(case, eq, space, metric),  # nonlinear.nodes = "hybrid"
         ),
