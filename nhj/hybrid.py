@@ -202,6 +202,35 @@ def largest_jump(graph: DofGraph, z: np.ndarray, S: np.ndarray, hbar: float, tau
     return float(d.max(initial=0.0))
 
 
+class PhaseSteps:
+    """Where ψ(u) has its largest phase step between neighbouring dofs in the support.
+
+    A failure that does not say where (the step controller's error estimate) is
+    placed there: a node, or the unresolved phase that precedes one (collective).
+    """
+
+    def __init__(self, u: fem.Function, psi: Any, tau: float) -> None:
+        space = u.function_space
+        self.graph, self.tau, self.comm = DofGraph(space), tau, space.mesh.comm
+        self.z = fem.Function(space)
+        self.expr = fem.Expression(psi, space.element.interpolation_points)
+        self.x = space.tabulate_dof_coordinates()[:, : space.mesh.geometry.dim]
+
+    def __call__(self) -> Any:
+        """Coordinates of the worst support edge's first dof (None if there is no edge)."""
+        self.z.interpolate(self.expr)
+        pair = self.z.x.array.reshape(-1, 2)
+        z = pair[:, 0] + 1j * pair[:, 1]
+        A = np.abs(z)
+        top = self.comm.allreduce(float(A[: self.graph.n].max(initial=0.0)), op=MPI.MAX)
+        a, b = self.graph.edges[:, 0], self.graph.edges[:, 1]
+        sup = np.flatnonzero(np.maximum(A[a], A[b]) >= self.tau * top)
+        d = np.abs(np.angle(z[b[sup]] * np.conj(z[a[sup]])))
+        i = int(np.argmax(d)) if len(d) else -1
+        local = (float(d[i]), self.x[a[sup[i]]].tolist()) if len(d) else (-1.0, None)
+        return max(self.comm.allgather(local), key=lambda v: v[0])[1]
+
+
 class HybridStepper:
     """Advance a (√p, S) run, retaking inadmissible steps in the wave form (3.11).
 

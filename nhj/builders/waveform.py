@@ -79,10 +79,17 @@ def wave_form(case: Case, eq: Any, space: Any, metric: Metric) -> WaveForm | Non
     )
 
 
-def advised(explain: Callable[[Any, float], str], advice: str) -> Callable[[Any, float], str]:
-    """A failure hint that ends with ``advice`` (e.g. that no wave form exists)."""
+def advised(
+    explain: Callable[[Any, float], str], advice: str, locate: Callable[[], Any] | None = None
+) -> Callable[[Any, float], str]:
+    """A failure hint that says where and ends with ``advice`` (e.g. that no wave form exists).
+
+    A failure without a place (the error estimate) is placed by ``locate`` (collective).
+    """
 
     def hint(where: Any, t: float) -> str:
+        if where is None and locate is not None:
+            where = locate()
         text = explain(where, t)
         return text if advice in text else f"{text}; {advice}"
 
