@@ -3,13 +3,17 @@
 ``madelung`` is the α = 1 case of ``neural_hj`` (F = (ħ²/4m) g⁻¹), one
 equation module with two entries. Both need the adaptive Newton stepper; the
 node guard and the ψ-weighted error norm come from
-:mod:`nhj.equations.madelung_nodes`.
+:mod:`nhj.equations.madelung_nodes`. ``vacuum.amplitude`` picks the unknown:
+R = √p (:mod:`nhj.equations.madelung`, R = 0 on Dirichlet walls, phase diffusion
+in the vacuum) or ρ = log √p (:mod:`nhj.equations.madelung_log`, open walls,
+mass projection); see :func:`choose_amplitude` for the default.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 from functools import partial
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -34,33 +38,76 @@ from nhj.covariant import Metric
 from nhj.diagnostics import ExactError
 from nhj.equations.learning import fisher_tensor
 from nhj.equations.madelung import Madelung, Vacuum
-from nhj.equations.madelung_nodes import NodeGuard, wavefunction_error
+from nhj.equations.madelung_log import MadelungLog
+from nhj.equations.madelung_nodes import (
+    MassProjection,
+    NodeGuard,
+    log_hint,
+    log_wavefunction_error,
+    wavefunction_error,
+)
 from nhj.exact import GaussianState
 from nhj.hybrid import PhaseSteps
 from nhj.problem import Equation, Problem, StepHooks
 from nhj.schema import CaseError
 from nhj.sections import Case
 
+# The numpy backend with exp = identity: GaussianState.amplitude_phase then returns
+# log |ψ| itself, exact where |ψ| would underflow (the log form's far tail).
+_LOG_NUMPY = SimpleNamespace(**{**vars(backends.NUMPY), "exp": lambda z: z})
 
-def hydrodynamic_state(case: Case, u0: fem.Function, state: GaussianState | None) -> bool:
-    """Interpolate u₀ = (√p₀, S₀) into u0; whether √p₀ still needs normalising."""
+
+def hydrodynamic_state(
+    case: Case, u0: fem.Function, state: GaussianState | None, log: bool = False
+) -> bool:
+    """Interpolate u₀ = (√p₀ or log √p₀, S₀) into u0; whether it still needs normalising."""
     par = case.parameters
     if state is not None:
         C = state.coefficients(0.0)
+        M = _LOG_NUMPY if log else backends.NUMPY
 
         def exact_values(x: np.ndarray) -> np.ndarray:
-            A, phase = state.amplitude_phase(x, C, backends.NUMPY)  # unwrapped: S smooth
-            return np.vstack((A, par.hbar * phase))
+            A, phase = state.amplitude_phase(x, C, M)  # unwrapped: S smooth
+            return np.vstack((np.broadcast_to(A, x.shape[1:]), par.hbar * phase))
 
         u0.interpolate(exact_values)
         return False
 
     def values(x: np.ndarray) -> np.ndarray:
-        R = np.sqrt(initial_values(case, x))
+        p = initial_values(case, x)
+        if log and not np.all(p > 0):
+            raise CaseError(
+                "vacuum.amplitude",
+                "'log' needs initial.p > 0 at every point of the mesh; use 'sqrt'",
+            )
+        with np.errstate(divide="ignore"):
+            R = 0.5 * np.log(p) if log else np.sqrt(p)
         return np.vstack((R, initial_phase(case, x, R.shape)))
 
     interpolate_checked(u0, values)
     return True
+
+
+def choose_amplitude(case: Case) -> str:
+    """vacuum.amplitude, "sqrt" by default (docs/theory.md, vacuum: measured on issue 10's flows).
+
+    The log form needs p₀ > 0 (checked at the mesh points when it is built) and
+    cannot impose p = 0 on a wall, so asking for it with boundary.condition =
+    "dirichlet" is refused. It is not the default: it completes Gaussian flows
+    only while min p/max p over the mesh stays above ~1e-25 (module docstring of
+    :mod:`nhj.equations.madelung_log`), which none of the failing flows of issue 10 do.
+    """
+    walls = case.boundary.condition == "dirichlet"
+    amplitude = case.vacuum.amplitude
+    if amplitude is None:
+        return "sqrt"
+    if amplitude == "log" and walls:
+        raise CaseError(
+            "vacuum.amplitude",
+            "'log' has open walls (rho = log sqrt(p) cannot be 0 on them); use "
+            "'sqrt' for boundary.condition = 'dirichlet', or condition = 'zero_flux'",
+        )
+    return amplitude
 
 
 def build(case: Case, msh: Any, metric: Metric) -> Problem:
@@ -72,9 +119,12 @@ def build(case: Case, msh: Any, metric: Metric) -> Problem:
     except ValueError as e:
         raise CaseError("noise.alpha", str(e)) from None
     space = fem.functionspace(msh, ("Lagrange", degree, (2,)))
-    eq = Madelung(metric, make_potential(case, msh, metric), F, par.gamma, par.hbar)
-    u0 = fem.Function(space, name="R_S")
+    V = make_potential(case, msh, metric)
     state = gaussian_state(case)
+    if choose_amplitude(case) == "log":
+        return build_log(case, msh, metric, space, MadelungLog(metric, V, F, par.gamma, par.hbar))
+    eq = Madelung(metric, V, F, par.gamma, par.hbar)
+    u0 = fem.Function(space, name="R_S")
     if hydrodynamic_state(case, u0, state):
         # ∫R²√g = 1: scale R only (S is a phase)
         u0.x.array.reshape(-1, 2)[:, 0] /= np.sqrt(initial_mass(u0, eq.total))
@@ -96,11 +146,49 @@ def build(case: Case, msh: Any, metric: Metric) -> Problem:
         fields={"p": eq.density(u0), "S": u0[1], "velocity": eq.velocity(u0)},
         conserved=("mass", "energy"),
         monitors=monitors,
-        info={"alpha": noise.alpha if noise.kappa is None else None, "vacuum_nu": vacuum.nu},
+        info={
+            "alpha": noise.alpha if noise.kappa is None else None,
+            "vacuum_nu": vacuum.nu,
+            "amplitude": "sqrt",
+        },
         hooks=StepHooks(
             guard=guard,
             hint=advised(guard.explain, node_advice(case), locate),
             error_norm=partial(wavefunction_error, hbar=par.hbar),
+            wave=wave_form(case, eq, space, metric),  # nonlinear.nodes = "hybrid"
+        ),
+    )  # fmt: skip
+
+
+def build_log(case: Case, msh: Any, metric: Metric, space: Any, eq: MadelungLog) -> Problem:
+    """(ρ, S) = (log √p, S) in P_k×2, open walls, mass projected after each sub-step."""
+    par, degree, noise = case.parameters, case.discretisation.degree, case.noise
+    u0 = fem.Function(space, name="rho_S")
+    state = gaussian_state(case)
+    if hydrodynamic_state(case, u0, state, log=True):
+        # ∫e^{2ρ}√g = 1: shift ρ only (S is a phase)
+        u0.x.array.reshape(-1, 2)[:, 0] -= 0.5 * np.log(initial_mass(u0, eq.total))
+    monitors: list[Any] = []
+    if exact(case):
+        monitors.append(
+            ExactError(eq.wavefunction(u0), state, metric, degree, msh=msh, density=eq.density(u0))
+        )
+    mid = fem.Function(space)  # the midpoint of a sub-step, for the outflux
+    projection = MassProjection(u0, eq.total(u0), eq.outflow(mid), mid)
+    return Problem(
+        case, msh, metric, space, u0, [], eq, eq.semidiscrete(space),
+        fields={"p": eq.density(u0), "S": u0[1], "velocity": eq.velocity(u0)},
+        conserved=("mass", "energy"),
+        monitors=monitors,
+        info={
+            "alpha": noise.alpha if noise.kappa is None else None,
+            "vacuum_nu": 0.0,
+            "amplitude": "log",
+        },
+        hooks=StepHooks(
+            guard=projection,
+            hint=advised(log_hint, node_advice(case)),
+            error_norm=partial(log_wavefunction_error, hbar=par.hbar),
             wave=wave_form(case, eq, space, metric),  # nonlinear.nodes = "hybrid"
         ),
     )  # fmt: skip

@@ -34,6 +34,13 @@ Weak form (test functions w for R, v for S; √g dq throughout):
   ν_h ΔS/R of the HJ equation; ν_h ∝ (h/ℓ)^{k+1} vanishes at the order of
   the scheme, and at the default ν₀ its effect on the error is below the
   discretisation error (tests/test_madelung.py).
+
+The log-amplitude form (ρ = log √p, S) of the same equations is
+:class:`nhj.equations.madelung_log.MadelungLog` (``vacuum.amplitude = "log"``).
+Both classes have ``amplitude`` ("sqrt" | "log") and ``amplitude_of(u)`` (R as
+UFL). One set of conversions serves either form, e.g. for a switch to the wave
+form ψ = R e^{iS/ħ} (3.10) and back: :func:`amplitude_phase` (unknowns → (R, S),
+UFL), :func:`to_amplitude_phase` and :func:`from_amplitude_phase` (nodal arrays).
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import ufl
 
 from nhj.covariant import Metric
@@ -86,6 +94,12 @@ class Madelung:
     gamma: float
     hbar: float
     vacuum: Vacuum = Vacuum()
+
+    amplitude = "sqrt"
+
+    def amplitude_of(self, u: Any) -> Any:
+        """R = √p: the first unknown itself."""
+        return u[0]
 
     def mass(self, u: Any, w: Any, v: Any) -> Any:
         """M(u; ∂ₜu, v) = ∫ ∂ₜR v_R + |R| ∂ₜS v_S."""
@@ -152,3 +166,35 @@ class Madelung:
             linear=False,
             functionals={"mass": self.total, "energy": self.energy},
         )
+
+
+AMPLITUDE_FLOOR = 1e-30  # R/max R below which the log form's ρ is clipped (from ψ, say)
+
+
+def amplitude_phase(eq: Any, u: Any) -> tuple[Any, Any]:
+    """(R, S) as UFL from the unknowns u of either amplitude form (``eq.amplitude``)."""
+    return eq.amplitude_of(u), u[1]
+
+
+def to_amplitude_phase(values: np.ndarray, amplitude: str) -> np.ndarray:
+    """Nodal unknowns (R or ρ, S) of a blocked P_k×2 array → nodal (R, S), same layout.
+
+    For ``amplitude = "log"``, R = e^ρ (3.10); for ``"sqrt"`` the array is copied.
+    """
+    out = np.array(values, dtype=float, copy=True).reshape(-1, 2)
+    if amplitude == "log":
+        out[:, 0] = np.exp(out[:, 0])
+    return out.reshape(np.shape(values))
+
+
+def from_amplitude_phase(values: np.ndarray, amplitude: str, R_max: float) -> np.ndarray:
+    """Nodal (R, S) → the unknowns of ``amplitude``; the inverse of :func:`to_amplitude_phase`.
+
+    ρ = log R needs R > 0: below ``AMPLITUDE_FLOOR`` × R_max (R_max the global max,
+    passed in so that every rank clips alike) R is clipped, which leaves a flat ρ,
+    i.e. p ≈ 1e-60 max p, where the state came from a node or an underflowed tail.
+    """
+    out = np.array(values, dtype=float, copy=True).reshape(-1, 2)
+    if amplitude == "log":
+        out[:, 0] = np.log(np.maximum(out[:, 0], AMPLITUDE_FLOOR * R_max))
+    return out.reshape(np.shape(values))

@@ -4,7 +4,9 @@ What the adaptive stepper needs from the hydrodynamic equations of
 :mod:`nhj.equations.madelung`: the ψ-weighted error norm of a step
 (|δψ| ≈ |δR| + R|δS|/ħ by (3.10)), and the node guard that stops a run where
 ψ = √p e^{iS/ħ} has a node, which the amplitude form cannot follow, with the
-messages that say where and what to do.
+messages that say where and what to do. For the log-amplitude form
+(:mod:`nhj.equations.madelung_log`): its error norm and the mass projection
+that runs after every accepted sub-step.
 """
 
 from __future__ import annotations
@@ -35,6 +37,76 @@ def wavefunction_error(u: np.ndarray, pred: np.ndarray, hbar: float) -> tuple[fl
     dR, dS = (u - pred).reshape(-1, 2).T
     err = np.abs(dR) + np.abs(R * dS) / hbar
     return float(err.max(initial=0.0)), float(np.abs(R).max(initial=0.0))
+
+
+def log_wavefunction_error(u: np.ndarray, pred: np.ndarray, hbar: float) -> tuple[float, float]:
+    """(max |δψ|, max |ψ|) for nodal (ρ, S) pairs: |δψ| ≈ e^ρ(|δρ| + |δS|/ħ) by (3.10).
+
+    As :func:`wavefunction_error`: what does not show in ψ (the far tail) does not
+    shrink the time step nor keep Newton iterating.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        R = np.exp(u.reshape(-1, 2)[:, 0])  # underflows to 0 in the far tail, as it should
+        d = np.abs(u - pred).reshape(-1, 2)
+        err = float((R * (d[:, 0] + d[:, 1] / hbar)).max(initial=0.0))
+    scale = float(R.max(initial=0.0))
+    if not (np.isfinite(err) and np.isfinite(scale)):  # e^ρ overflowed: reject, never accept NaN
+        return np.inf, 1.0
+    return err, scale
+
+
+RESUMED = 1e-6  # relative mass change that one sub-step of the scheme cannot make
+
+
+class MassProjection:
+    """After each accepted sub-step: ρ ← ρ + c, c = ½ log(M*/M), M = ∫e^{2ρ}√g (collective).
+
+    The log form's equations see ρ only through ∇ρ, so adding a constant is an
+    exact symmetry; this keeps ∫p√g on its balance to round-off while the
+    midpoint rule alone drifts by O(h²) (:mod:`nhj.equations.madelung_log`).
+    The target M* is the initial mass less what (3.7) carried out through the
+    open walls: M* ← M* − h ∮p γ g⁻¹∇S·n √g ds at the midpoint of the sub-step
+    (the same quadrature in time as the scheme). Called as the stepper's guard,
+    it never stops the run: e^ρ has no node. A run resumed from a checkpoint
+    (built from u₀, then handed its state) is recognised at the first call by a
+    mass off the initial one by more than ``RESUMED`` (far above one sub-step's
+    drift): from there its own mass is the target.
+
+    Attributes:
+        target: M*, the mass the state is projected to.
+        outflow: ∫ of the outflux over time so far.
+    """
+
+    def __init__(self, u: fem.Function, total: Any, outflux: Any, mid: fem.Function) -> None:
+        self.u, self.mid = u, mid  # outflux is a form in mid
+        self.total, self.outflux = fem.form(total), fem.form(outflux)
+        self.target, self.outflow = self.mass(), 0.0
+        self.previous = u.x.array.copy()
+        self.t_previous: float | None = None
+
+    def _assemble(self, form: Any) -> float:
+        comm = self.u.function_space.mesh.comm
+        return float(comm.allreduce(fem.assemble_scalar(form), op=MPI.SUM))
+
+    def mass(self) -> float:
+        """∫ e^{2ρ} √g dq of the current state (collective)."""
+        return self._assemble(self.total)
+
+    def __call__(self, t: float) -> str | None:
+        """Project the current state onto the mass balance; never a message."""
+        M = self.mass()
+        if self.t_previous is None and abs(M / self.target - 1) > RESUMED:
+            # a run resumed after mass left: its own mass is the target from here on
+            self.target, self.previous[:], self.t_previous = M, self.u.x.array, t
+            return None
+        self.mid.x.array[:] = 0.5 * (self.previous + self.u.x.array)
+        out = (t - (self.t_previous or 0.0)) * self._assemble(self.outflux)
+        self.target -= out
+        self.outflow += out
+        self.u.x.array.reshape(-1, 2)[:, 0] += 0.5 * float(np.log(self.target / M))
+        self.previous[:] = self.u.x.array  # owned and ghosts were shifted alike: no scatter
+        self.t_previous = t
+        return None
 
 
 class NodeGuard:
@@ -93,4 +165,14 @@ def node_message(where: Any, t: float, certain: bool = True, advice: str = ADVIC
     return (
         f"{what}{at} at t = {t:.6g}: p vanishes inside the support and S is undefined "
         f"there; {advice} (last good state saved)"
+    )
+
+
+def log_hint(where: Any, t: float) -> str:
+    """Why a log-form step failed: under-resolution, never a node or the vacuum (e^ρ > 0)."""
+    at = "" if where is None else f" near x = {np.round(np.asarray(where), 4).tolist()}"
+    return (
+        f"; in the log-amplitude form{at} at t = {t:.6g} (p = e^(2 rho) > 0 has no node "
+        "there): the flow is under-resolved, refine the mesh or lower discretisation.dt, "
+        "or try vacuum.amplitude = 'sqrt'"
     )
