@@ -255,6 +255,9 @@ class HybridStepper:
         self.t, self.steps, self.dt = fluid.t, fluid.steps, fluid.dt_out
         self.mode = FLUID
         self.tau_fluid = wave.threshold  # the fluid's support, and the wave's (hysteresis)
+        # phase step that sends the fluid to the wave form: RESOLVED, or twice the initial
+        # one where the mesh does not resolve the phase (the fluid need not: S is smooth)
+        self.leave: float | None = None
         self.tau = wave.threshold / HYSTERESIS
         self.graph = DofGraph(self.space)
         self._fluid_mass = fem.form(wave.fluid_mass(self.u))
@@ -369,6 +372,10 @@ class HybridStepper:
         """One output step dt in the current form (collective)."""
         self._iterations = 0
         if self.mode == FLUID:
+            if self.leave is None:  # a coarse mesh: the initial phase step raises the bar
+                self._make_wave()
+                b0 = self.worst_edge(self._nodal_psi(), self.tau_fluid)[0]
+                self.leave = max(RESOLVED, 2.0 * b0)
             start = self.u.x.array.copy()
             f = self.fluid
             f.t, f.steps = self.t, self.steps
@@ -384,7 +391,7 @@ class HybridStepper:
                 self._iterations = f.last_iterations
                 self._make_wave()
                 jump, where = self.worst_edge(self._nodal_psi(), self.tau_fluid)
-                if jump < RESOLVED:
+                if jump < self.leave:
                     self.t, self.steps = f.t, f.steps
                     self.since += 1
                     return
@@ -400,9 +407,10 @@ class HybridStepper:
         self.t = self.steps * self.dt
         self.since += 1
         jump = self._fluid_from_wave()  # the fields and ∫p√g of the run are those of ψ
-        if self.since < self.hold or jump >= RETURN:
+        back = RETURN / RESOLVED * (self.leave or RESOLVED)
+        if self.since < self.hold or jump >= back:
             return
-        if self.worst_edge(self._nodal_psi(), self.tau)[0] < RETURN:
+        if self.worst_edge(self._nodal_psi(), self.tau)[0] < back:
             self.to_fluid()
 
     def diagnostics(self) -> dict[str, Any]:
@@ -447,6 +455,7 @@ class HybridStepper:
             "switches": self.switches,
             "mass_jump": self.mass_jump,
             "hold": self.hold,
+            "leave": self.leave,
             "since": self.since,
             "reasons": list(self.reasons),
         }
@@ -461,6 +470,7 @@ class HybridStepper:
         self.mode, self.intervals = e["form"], [list(i) for i in e["intervals"]]
         self.switches, self.mass_jump = e["switches"], e["mass_jump"]
         self.hold, self.since, self.reasons = e["hold"], e["since"], list(e["reasons"])
+        self.leave = e.get("leave")
         if self.mode == WAVE:
             self._make_wave()
             assert self.psi is not None

@@ -285,8 +285,12 @@ def test_state_round_trip_in_the_wave_form() -> None:
     b.advance()
     assert isinstance(full.stepper, HybridStepper) and full.stepper.psi is not None
     assert b.psi is not None and b.t == pytest.approx(full.stepper.t)
-    assert np.array_equal(full.stepper.psi.x.array, b.psi.x.array)
-    assert np.array_equal(full.problem.u0.x.array, p.u0.x.array)
+    # a fresh LU of the same matrix: equal to round-off (1e-12 of the largest value)
+    for x, y in (
+        (full.stepper.psi.x.array, b.psi.x.array),
+        (full.problem.u0.x.array, p.u0.x.array),
+    ):
+        assert np.max(np.abs(x - y)) <= 1e-12 * np.max(np.abs(x))
     assert b.stats["forms"] == full.stepper.stats["forms"]
     b.close()
 
