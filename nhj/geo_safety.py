@@ -509,5 +509,3 @@ def check_geo(text: str, path: Path) -> None:
     geo = _Geo(text, path)
     for stmt in geo.statements(geo.tokens()):
         geo.check(stmt)
-
-
