@@ -230,7 +230,10 @@ def test_madelung_and_neural_hj_3d() -> None:
     Schrödinger's on the same mesh (both P1 approximations of one ψ: measured error ratio
     0.94; a missing or wrong 3D term gives an O(1) error, not a factor 2).
     """
-    madelung = problem(merged(PACKET_3D, {"equation": "madelung"}))
+    # nodes = "stop": this compares the fluid forms; on 6 cells a side the hybrid's phase
+    # test finds the P1 tails' S unresolved (a 3 rad step at |psi| ~ 1e-3 max) and would
+    # run most of the interval as Schrödinger, which neural_hj (alpha = 1/2) has no form for
+    madelung = problem(merged(PACKET_3D, {"equation": "madelung", "nonlinear": {"nodes": "stop"}}))
     drift, outcome = mass_drift(madelung, "adaptive")
     assert drift < 1e-10
     neural = problem(merged(PACKET_3D, {"equation": "neural_hj", "noise": {"alpha": 0.5}}))
