@@ -57,7 +57,11 @@ class GaussianState:
         return len(self.center)
 
     def coefficients(self, t: float) -> np.ndarray:
-        """Time-only coefficients (6, K): y_c, p_c, Re a/ħ, Im a/ħ, log|N z^-½|, phase0."""
+        """Time-only coefficients (6, K): y_c, p_c/ħ, Re a/ħ, Im a/ħ, log|N z^-½|, phase0.
+
+        Every ħ of the spatial expression is in these numbers, so a UFL expression built
+        once from a ``fem.Constant`` C serves states of any ħ (the ħ-fit's trial states).
+        """
         hb, m = self.hbar, self.m
         out = np.zeros((6, self.dim))
         for i, (c, s, p0, w) in enumerate(
@@ -79,7 +83,7 @@ class GaussianState:
             a = 0.5 * m * zdot / z
             lognorm = -0.25 * np.log(2 * np.pi * s * s) - 0.5 * np.log(abs(z))
             phase0 = -0.5 * arg + (pc * yc - p0 * c) / (2 * hb)
-            out[:, i] = (yc, pc, a.real / hb, a.imag / hb, lognorm, phase0)
+            out[:, i] = (yc, pc / hb, a.real / hb, a.imag / hb, lognorm, phase0)
         return out
 
     def flat_coordinates(self, x: Any, M: Any) -> list[Any]:
@@ -99,7 +103,7 @@ class GaussianState:
         for i in range(self.dim):
             u = y[i] - C[0, i]
             logamp = logamp + C[4, i] - C[3, i] * u * u
-            phase = phase + C[5, i] + C[2, i] * u * u + C[1, i] * u / self.hbar
+            phase = phase + C[5, i] + C[2, i] * u * u + C[1, i] * u
         return M.exp(logamp), phase
 
     def psi(self, x: Any, C: Any, M: Any) -> tuple[Any, Any]:
@@ -110,6 +114,16 @@ class GaussianState:
     def components(self, x: Any, C: Any, M: Any) -> tuple[Any, ...]:
         """The unknown (Re ψ, Im ψ)."""
         return self.psi(x, C, M)
+
+    def with_parameters(self, hbar: float, m: float) -> GaussianState:
+        """The exact state of (3.11) with another ħ and m in the SAME potential, from ψ₀'s p₀, S₀.
+
+        The density width σ and the momentum p⁰ = ∇S₀ do not depend on ħ, so the state
+        starts from the same p₀ and S₀; V = ½ m Σ ω_i² y_i² stays fixed, so ω_i scale
+        as √(m_self/m).
+        """
+        omega = tuple(w * float(np.sqrt(self.m / m)) for w in self.omega)
+        return GaussianState(self.center, self.width, self.momentum, omega, hbar, m, self.L)
 
     def potential(self, x: Any, M: Any) -> Any:
         """V = ½ m Σ ω_i² y_i², the potential in which this state is exact."""

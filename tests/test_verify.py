@@ -73,6 +73,7 @@ def test_quick_verification_passes(tmp_dir, comm) -> None:
         "correspondence",
         "refinement",
         "hbar_fit",
+        "mass_fit",
         "ground_state_energy",
         "ground_state_gibbs",
         "fokker_planck_gibbs",
@@ -88,13 +89,20 @@ def test_quick_verification_passes(tmp_dir, comm) -> None:
     assert any(len(gammas) >= 2 for gammas in by_hbar.values())
     assert {d["dim"] for d in corr} == {1, 2}
     assert all(len(d["times"]) >= 2 for d in corr)
-    # the ħ-fit recovers γ/β within 0.5 % for every pair
+    # the ħ-fit recovers γ/β within 0.5 % for every pair, the mass fit 1/γ
     fits = report["hbar_fit"]
     assert len(fits) >= 4
     for row in fits:
         assert set(row) >= {"gamma", "beta", "hbar_expected", "hbar_fit", "rel_error"}
         assert row["hbar_expected"] == pytest.approx(row["gamma"] / row["beta"])
         assert row["rel_error"] <= 5e-3
+    for row in report["mass_fit"]:
+        assert row["m_expected"] == pytest.approx(1 / row["gamma"]) and row["rel_error"] <= 5e-3
+    # in 2D (issue 10): three pairs, two sharing ħ with different m, every fit within 0.5 %
+    fits_2d = [c["details"] for n, c in checks.items() if n.startswith("hbar_fit[squeezed")]
+    assert len(fits_2d) >= 3 and all(d["rel_error"] <= 5e-3 for d in fits_2d)
+    hbars = [d["gamma"] / d["beta"] for d in fits_2d]
+    assert len(set(hbars)) < len(hbars) and len({d["gamma"] for d in fits_2d}) >= 2
     # ground state and Gibbs for a double well and a tilted one; flat and anisotropic regimes
     assert sum(n.startswith("ground_state_gibbs") for n in checks) >= 2
     flat = [c["details"]["flat"] for n, c in checks.items() if n.startswith("regimes")]
@@ -118,6 +126,7 @@ def test_every_shipped_case_loads_in_both_modes() -> None:
     assert {p.stem for p in paths} >= {
         "packet_1d",
         "squeezed_2d",
+        "squeezed_hbar_2d",
         "double_well_1d",
         "tilted_double_well_1d",
         "regimes_flat_1d",
@@ -151,6 +160,30 @@ def test_hbar_fit_fails_with_a_wrong_mass_or_expectation(comm) -> None:
     assert not wrong_e.passed and wrong_e.value == pytest.approx(
         abs(right.details["hbar_fit"] / 1.02 - 1)
     )
+
+
+def test_fits_against_the_exact_state_and_their_failures(comm) -> None:
+    """fit_reference = "exact": the trial states are exact solutions of (3.11).
+
+    On packet_1d both fits land within 1e-3 of γ/β and 1/γ (the Madelung run's own
+    error at 200 P2 cells is ~1e-4 in ħ, so 1e-3 leaves a factor 10 and is still 5×
+    inside the 0.5 % tolerance), and a wrong mass (1.1/γ) or a wrong ħ (1.1 γ/β) makes the
+    fits fail as with the Schrödinger reference. A case without an exact state is refused.
+    """
+    vc = variant("packet_1d", V.deep_merged(PACKET, {"verify": {"fit_reference": "exact"}}))
+    run = V.madelung_run(V.with_pair(vc.case, 1.0, 1.0), comm, vc.spec.times)
+    hbar, _ = V.check_hbar_fit(vc, 1.0, 1.0, comm, run=run)
+    mass, _ = V.check_hbar_fit(vc, 1.0, 1.0, comm, run=run, which="m")
+    assert hbar.passed and mass.passed, (hbar.details, mass.details)
+    assert hbar.value < 1e-3 and mass.value < 1e-3
+    wrong_m, _ = V.check_hbar_fit(vc, 1.0, 1.0, comm, V.Perturbation(m_factor=1.1), run=run)
+    wrong_h, _ = V.check_hbar_fit(
+        vc, 1.0, 1.0, comm, V.Perturbation(hbar_factor=1.1), run=run, which="m"
+    )
+    assert not wrong_m.passed and wrong_m.value > wrong_m.tolerance
+    assert not wrong_h.passed and wrong_h.value > wrong_h.tolerance
+    with pytest.raises(CaseError, match="verify.fit_reference"):
+        variant("double_well_1d", {"verify": {"fit_reference": "exact"}})
 
 
 def test_mass_fit_gives_one_over_gamma_and_fails_with_a_wrong_hbar(comm) -> None:

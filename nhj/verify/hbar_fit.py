@@ -29,14 +29,17 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import replace
+from typing import Any
 
 from mpi4py import MPI
 
 import numpy as np
 from dolfinx import fem
 
+from nhj.builders.common import gaussian_state
+from nhj.registry import EQUATIONS
 from nhj.solvers import SolverError
-from nhj.verify.observables import MadelungRun, Mismatch, Support, Wave, madelung_run
+from nhj.verify.observables import Exact, MadelungRun, Mismatch, Support, Wave, madelung_run
 from nhj.verify.records import JUDGED, NONE, Check, Fit, Perturbation, failed
 from nhj.verify.spec import VerifyCase, VerifySpec, refined, with_pair
 
@@ -82,28 +85,46 @@ def fit_hbar(
     u = fem.Function(snaps.space)
     hydro = snaps.pair(u)
     support = Support(u, hydro[0])
-    wave = Wave(case, msh, metric, snaps.space, spec.schrodinger_degree, perturb)
-    mismatch = Mismatch(hydro, wave.pair(), support, metric, case.discretisation.degree, comm)
     memo: dict[float, float] = {}
-
     par = case.parameters
     hbar_fixed = perturb.hbar_factor * par.gamma / par.beta
+    m_wave = perturb.m_factor * par.m
 
-    def J(x: float) -> float:
-        if x in memo:
-            return memo[x]
-        total = [0.0]
-
+    def observe_all(total: list[float]) -> Any:
         def observe(i: int) -> None:
             u.x.array[:] = snaps.states[i]
             support.update()
             e = mismatch()
             total[0] += sum(e[c] ** 2 for c in JUDGED)
 
-        if which == "hbar":
-            wave.run(x, snaps.u0, snaps.steps, snaps.dt, observe)
-        else:
-            wave.run(hbar_fixed, snaps.u0, snaps.steps, snaps.dt, observe, m=x)
+        return observe
+
+    if spec.fit_reference == "exact":
+        state = gaussian_state(case)
+        if state is None or not EQUATIONS[case.equation].exact(case):
+            raise ValueError("fit_reference = 'exact' needs a case with an exact Gaussian state")
+        exact = Exact(state, msh)
+        mismatch = Mismatch(hydro, exact.pair, support, metric, case.discretisation.degree, comm)
+
+        def reference(hbar: float, m: float, observe: Any) -> None:
+            exact.use(state.with_parameters(hbar, m))  # the same V, p₀ and S₀
+            for i, t in enumerate(snaps.times):
+                exact.at(t)
+                observe(i)
+
+    else:
+        wave = Wave(case, msh, metric, snaps.space, spec.schrodinger_degree, perturb)
+        mismatch = Mismatch(hydro, wave.pair(), support, metric, case.discretisation.degree, comm)
+
+        def reference(hbar: float, m: float, observe: Any) -> None:
+            wave.run(hbar, snaps.u0, snaps.steps, snaps.dt, observe, m=m)
+
+    def J(x: float) -> float:
+        if x in memo:
+            return memo[x]
+        total = [0.0]
+        hbar, m = (x, m_wave) if which == "hbar" else (hbar_fixed, x)
+        reference(hbar, m, observe_all(total))
         memo[x] = comm.bcast(total[0] / len(times), root=0)  # one Brent path on all ranks
         return memo[x]
 

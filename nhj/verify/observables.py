@@ -216,13 +216,25 @@ class Wave:
 
 
 class Exact:
-    """(|ψ|², ħ∇arg ψ) of the exact Gaussian state, its time coefficients in a Constant."""
+    """(|ψ|², ħ∇arg ψ) of the exact Gaussian state, its time coefficients in a Constant.
+
+    ħ and the coefficients are ``fem.Constant`` values, so :meth:`use` switches to the
+    exact state of another ħ and m (the ħ- and mass fits against the exact reference)
+    without recompiling.
+    """
 
     def __init__(self, state: Any, msh: Any) -> None:
         self.state = state
         self.C = fem.Constant(msh, state.coefficients(0.0))
+        self.hbar: Any = cast(Any, fem.Constant(msh, float(state.hbar)))
         A, phase = state.amplitude_phase(ufl.SpatialCoordinate(msh), self.C, backends.UFL)
-        self.pair: Pair = (A**2, state.hbar * ufl.grad(phase))
+        self.pair: Pair = (A**2, self.hbar * ufl.grad(phase))
+
+    def use(self, state: Any) -> None:
+        """Make the expression that of ``state`` (same dimension and frame)."""
+        self.state = state
+        self.hbar.value = float(state.hbar)
+        self.at(0.0)
 
     def at(self, t: float) -> None:
         """Move the expression to time t."""

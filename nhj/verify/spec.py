@@ -16,7 +16,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from nhj.builders.common import gaussian_state
 from nhj.case import case_from_dict, read_toml
+from nhj.registry import EQUATIONS
 from nhj.schema import CaseError, as_float, as_floats, as_int, as_str, as_table, check_keys
 from nhj.sections import Case, Discretisation
 
@@ -34,6 +36,8 @@ CHECKS = (
     "regimes",
 )
 """The checks, in the order the report lists them."""
+FIT_REFERENCES = ("schrodinger", "exact")
+"""What the ħ- and mass fits compare the Madelung data with (VerifySpec.fit_reference)."""
 SUPPORT = 1e-3
 """The support of p for the phase comparison and the report's phase panels: p > SUPPORT · max p."""
 
@@ -53,6 +57,11 @@ class VerifySpec:
         mismatch_tolerance: Bound on relative L² mismatches (correspondence, regimes).
         hbar_tolerance: Bound on |ħ_fit/(γ/β) − 1| (and |m_fit γ − 1|) and on the width
             of the minimum.
+        fit_reference: What the ħ- and mass fits compare the Madelung data with:
+            "schrodinger" (a Schrödinger run per trial value, degree ``schrodinger_degree``
+            on the Madelung mesh) or "exact" (the exact Gaussian state of (3.11) for the
+            trial ħ, m in the same V, from the same p₀, S₀: no reference error at all;
+            cases with an exact Gaussian state only).
         fit_uncertainty_cells: Cells along x0 of a coarser level on which the ħ- and mass
             fits are repeated for their discretisation uncertainty (Roache's GCI,
             :mod:`nhj.verify.hbar_fit`); None: no uncertainty.
@@ -74,6 +83,7 @@ class VerifySpec:
     separation: float = 10.0
     schrodinger_degree: int | None = None
     fit_uncertainty_cells: int | None = None
+    fit_reference: str = "schrodinger"
 
     KEYS = (
         "checks",
@@ -88,6 +98,7 @@ class VerifySpec:
         "separation",
         "schrodinger_degree",
         "fit_uncertainty_cells",
+        "fit_reference",
     )
 
     @classmethod
@@ -141,6 +152,9 @@ class VerifySpec:
                 lo=1,
                 hi=case.mesh.cells[0] - 1,
             ),
+            fit_reference=as_str(
+                t.get("fit_reference", "schrodinger"), f"{s}.fit_reference", FIT_REFERENCES
+            ),
         )
         spec.validate(case)
         return spec
@@ -176,6 +190,12 @@ class VerifySpec:
             )
         if self.times:
             step_indices(self.times, case.discretisation, f"{s}.times")
+        if self.fit_reference == "exact" and not _has_exact_state(case):
+            raise CaseError(
+                f"{s}.fit_reference",
+                "'exact' needs an exact Gaussian state: initial.kind gaussian or coherent, "
+                "V harmonic or 0, a constant metric, output.exact (or use 'schrodinger')",
+            )
         if self.fit_uncertainty_cells is not None:
             f = f"{s}.fit_uncertainty_cells"
             if not fits:
@@ -201,6 +221,10 @@ class VerifySpec:
                         refined(case, n).discretisation,
                         f"{s}.times (at the refinement level of {n} cells)",
                     )
+
+
+def _has_exact_state(case: Case) -> bool:
+    return EQUATIONS[case.equation].exact(case) and gaussian_state(case) is not None
 
 
 def _list(value: Any, f: str) -> list[Any]:
