@@ -89,6 +89,10 @@ class Parameters:
         return {"gamma": self.gamma, "beta": self.beta, "hbar": self.hbar, "m": self.m}
 
 
+#: Most time steps a case may ask for (t_end/dt): 10⁸ steps of a 1D case are days.
+MAX_STEPS = 10**8
+
+
 @dataclass(frozen=True)
 class Discretisation:
     """Element degree, time scheme, time step and final time."""
@@ -113,6 +117,12 @@ class Discretisation:
         )
         if d.t_end < d.dt:
             raise CaseError(join(s, "t_end"), f"must be >= dt = {d.dt:g}, got {d.t_end:g}")
+        if d.t_end / d.dt > MAX_STEPS:
+            # a typo such as t_end = 1e18 would otherwise start a run that never ends
+            raise CaseError(
+                join(s, "t_end"),
+                f"t_end/dt must be at most {MAX_STEPS:.0e} steps, got {d.t_end / d.dt:.3g}",
+            )
         return d
 
     @property
@@ -429,7 +439,7 @@ class VacuumSpec:
             (the run then fails where p underflows).
         amplitude: The amplitude unknown: "sqrt" (R = √p, R = 0 on a Dirichlet wall) or
             "log" (ρ = log √p, natural walls, no division by R and no phase diffusion).
-            None (absent): the builder chooses, "log" for a strictly positive p₀.
+            None (absent): "sqrt" (nhj.builders.madelung.choose_amplitude).
     """
 
     nu: float = 0.05

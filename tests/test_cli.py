@@ -149,6 +149,10 @@ BAD = {
     "beta <= 0": ({"parameters": {"beta": 0.0}}, "parameters.beta: must be > 0"),
     "dt <= 0": ({"discretisation": {"dt": 0.0}}, "discretisation.dt: must be > 0"),
     "t_end < dt": ({"discretisation": {"t_end": 0.01}}, "discretisation.t_end: must be >= dt"),
+    "t_end/dt beyond the step limit": (
+        {"discretisation": {"t_end": 10**18}},
+        "discretisation.t_end: t_end/dt must be at most",
+    ),
     "degree 0": (
         {"discretisation": {"degree": 0}},
         "discretisation.degree: must be an integer in 1..4",

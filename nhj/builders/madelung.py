@@ -93,9 +93,11 @@ def choose_amplitude(case: Case) -> str:
 
     The log form needs p₀ > 0 (checked at the mesh points when it is built) and
     cannot impose p = 0 on a wall, so asking for it with boundary.condition =
-    "dirichlet" is refused. It is not the default: it completes Gaussian flows
-    only while min p/max p over the mesh stays above ~1e-25 (module docstring of
-    :mod:`nhj.equations.madelung_log`), which none of the failing flows of issue 10 do.
+    "dirichlet" is refused. It is not the default: round-off grows like max √p/√p
+    in its variables, so it completes Gaussian flows only while min p/max p over the
+    mesh stays above ~e^{-130} (measured; module docstring of
+    :mod:`nhj.equations.madelung_log`), and a domain large enough for ψ = 0 walls
+    not to matter is deeper than that.
     """
     walls = case.boundary.condition == "dirichlet"
     amplitude = case.vacuum.amplitude
