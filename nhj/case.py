@@ -69,7 +69,8 @@ def case_from_dict(
         return as_table(d.get(key, {}), key)
 
     scheme = section("discretisation", True).get("scheme")
-    if scheme in SCHEMES and scheme not in entry.schemes:
+    # a non-string scheme is refused with the allowed names by Discretisation.from_table
+    if isinstance(scheme, str) and scheme in SCHEMES and scheme not in entry.schemes:
         kind = "a one-step scheme" if entry.stepper == "adaptive" else "one of"
         raise CaseError(
             "discretisation.scheme",

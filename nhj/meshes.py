@@ -272,6 +272,8 @@ def resolve_geo(name: str, base_dir: Path) -> Path:
         CaseError: If no such file exists, or the file found is not a ``.geo``.
     """
     given = Path(name).expanduser()
+    if not given.name:  # "", "." or "dir/": no file name to look up
+        raise CaseError(join(SECTION, "file"), f"must name a .geo file, got {name!r}")
     names = [given] if given.suffix else [given.with_suffix(".geo"), given]
     for root in (base_dir, MESH_DIR):
         for n in names:

@@ -55,7 +55,14 @@ def build(case: Case, msh: Any, metric: Metric) -> Problem:
         normal = OrnsteinUhlenbeck(
             init.center, init.width, (1.0,) * case.dim, np.eye(case.dim), par.gamma
         )
-        C = normal.coefficients(0.0)
+        try:
+            C = normal.coefficients(0.0)
+        except np.linalg.LinAlgError:  # e.g. gamma = 1e308: the covariance over/underflows
+            raise CaseError(
+                "parameters.gamma",
+                f"the initial Gaussian's covariance is singular in floating point with "
+                f"gamma = {par.gamma:g}; use a gamma of moderate size (e.g. 1e-6 to 1e6)",
+            ) from None
         u0.interpolate(
             lambda x: invariant_density(
                 normal.density(x, C, backends.NUMPY), sqrt_det_at(case.metric.entries, x)
