@@ -89,6 +89,9 @@ class Parameters:
         return {"gamma": self.gamma, "beta": self.beta, "hbar": self.hbar, "m": self.m}
 
 
+#: Largest harmonic frequency: far beyond any resolvable ω dt, below where √(ħ/mω)² underflows.
+MAX_OMEGA = 1e8
+
 #: Most time steps a case may ask for (t_end/dt): 10⁸ steps of a 1D case are days.
 MAX_STEPS = 10**8
 
@@ -218,7 +221,12 @@ class PotentialSpec:
             f = join(s, "loss")
             return cls(loss=parse(as_str(t["loss"], f), field=f, names=names))
         if "omega" in t:
-            return cls(omega=as_floats(t["omega"], join(s, "omega"), dim, nonnegative=True))
+            omega = as_floats(t["omega"], join(s, "omega"), dim, nonnegative=True)
+            if max(omega) > MAX_OMEGA:  # the coherent width sqrt(hbar/(m omega)) underflows
+                raise CaseError(
+                    join(s, "omega"), f"entries must be in 0..{MAX_OMEGA:g}, got {list(omega)}"
+                )
+            return cls(omega=omega)
         if "curvature" in t:
             return cls(
                 curvature=as_floats(t["curvature"], join(s, "curvature"), dim, positive=True)
