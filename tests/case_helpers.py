@@ -1,11 +1,16 @@
-"""Write small variants of case files for tests."""
+"""Write small variants of case files for tests, and run them through `nhj run`."""
 
 from __future__ import annotations
 
+import json
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from mpi4py import MPI
+
+from nhj.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "cases"
@@ -62,6 +67,29 @@ def write_case(directory: Path, name: str, d: Mapping[str, Any]) -> Path:
     return path
 
 
+def as_schrodinger(d: Mapping[str, Any]) -> dict[str, Any]:
+    """The same data (mesh, γ, β, V, initial state, dt) for equation = "schrodinger" (3.11).
+
+    The (√p, S) sections go; so does the scheme: Crank–Nicolson, Schrödinger's default, is
+    the implicit midpoint rule of the Madelung cases for a linear equation.
+    """
+    out = merged(d, {"equation": "schrodinger", "noise": None, "vacuum": None, "nonlinear": None})
+    if "discretisation" in out:
+        out["discretisation"].pop("scheme", None)
+    return out
+
+
+def run_cli(
+    d: Mapping[str, Any], directory: Path, name: str, comm: MPI.Comm = MPI.COMM_WORLD
+) -> tuple[int, dict[str, Any], Path]:
+    """`nhj run` of a case dict (written on rank 0): exit code, summary, result directory."""
+    path = write_case(directory, name, d) if comm.rank == 0 else None
+    path = comm.bcast(path, root=0)
+    out = Path(directory) / f"{name}-out"
+    code = main(["-q", "run", str(path), "--out", str(out)])
+    return code, json.loads((out / "summary.json").read_text()), out
+
+
 #: Small-resolution overrides for every shipped case (a guard test checks coverage).
 SMALL: dict[str, dict[str, Any]] = {
     "free_packet_1d": {"mesh": {"cells": [200]}, "discretisation": {"t_end": 0.5, "dt": 0.01}},
@@ -106,6 +134,12 @@ SMALL: dict[str, dict[str, Any]] = {
         "mesh": {"cells": [200]},
         "discretisation": {"t_end": 0.2, "dt": 0.02},
     },
+    # fluid only to t = 0.2 (the packet's centre meets the wall at t = 1.27);
+    # tests/test_double_slit_madelung.py runs it through the slits at sizes 0.4 and 0.3
+    "madelung_double_slit_2d": {
+        "mesh": {"size": 0.5},
+        "discretisation": {"t_end": 0.2, "dt": 0.02},
+    },
     "gross_pitaevskii_soliton_1d": {
         "mesh": {"cells": [200]},
         "discretisation": {"t_end": 0.2, "dt": 0.01},
@@ -123,6 +157,7 @@ SMALL: dict[str, dict[str, Any]] = {
 #:   madelung_coherent_2d      4.1e-5, 5.0e-5, 5.2e-5       4.2e-3           7.2e-4
 #:   neural_hj_anisotropic_2d  8.3e-5, 8.8e-5, 9.0e-5       5.0e-3           3.0e-3
 #:   neural_hj_fisher_metric   1.88e-3, 1.87e-3, 1.87e-3    4.3e-3           9.2e-3
+#:   madelung_double_slit_2d   3.6e-5, 1.2e-5, 6.9e-6       3.9e-2           4.7e-4
 #:
 #: (the free packet's drift is the dt² law alone; the others converge in dt to their spatial
 #: part). A bound must pass the first column's largest value and fail the two defects the test
@@ -130,7 +165,8 @@ SMALL: dict[str, dict[str, Any]] = {
 #: a vacuum diffusion ten times too strong (vacuum.nu = 0.5). Each bound is the geometric mean
 #: of the correct drift (its dt → 0 limit when larger) and the smaller defect, rounded, so it
 #: is as far from passing a defect as from failing a correct run on a log scale:
-#: √(5.2e-5·7.2e-4) = 1.9e-4, √(9.0e-5·3.0e-3) = 5.2e-4, √(1.87e-3·4.3e-3) = 2.8e-3. The free
+#: √(5.2e-5·7.2e-4) = 1.9e-4, √(9.0e-5·3.0e-3) = 5.2e-4, √(1.87e-3·4.3e-3) = 2.8e-3,
+#: √(3.6e-5·4.7e-4) = 1.3e-4 (the double slit, in the fluid form to t = 0.2). The free
 #: packet keeps its earlier, tighter 1e-6 (5× its dt² drift, 3000× below the defect).
 ENERGY_DRIFT: dict[str, float] = {
     "madelung_free_packet_1d": 1e-6,
@@ -140,6 +176,7 @@ ENERGY_DRIFT: dict[str, float] = {
     # (measured 1.9e-15): the default 1e-8.
     "madelung_collision_1d": 1e-6,
     "madelung_coherent_2d": 2e-4,
+    "madelung_double_slit_2d": 1.3e-4,
     "neural_hj_anisotropic_2d": 5e-4,
     "neural_hj_fisher_metric": 3e-3,
 }

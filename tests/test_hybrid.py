@@ -9,7 +9,6 @@ the collision also with the exact superposition of two free packets.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +16,11 @@ from mpi4py import MPI
 
 import numpy as np
 import pytest
-from case_helpers import load, merged, write_case
+from case_helpers import as_schrodinger, load, merged, run_cli
 
 from nhj import backends
 from nhj.case import case_from_dict
 from nhj.checkpoint import gather_dofs
-from nhj.cli import main
 from nhj.exact import GaussianState
 from nhj.hybrid import HybridStepper
 from nhj.problem import Problem
@@ -93,11 +91,6 @@ def collision(cells: int, dt: float, **changes: Any) -> dict[str, Any]:
         load("madelung_collision_1d"),
         {"mesh": {"cells": [cells]}, "discretisation": {"dt": dt}, **changes},
     )
-
-
-def as_schrodinger(d: dict[str, Any]) -> dict[str, Any]:
-    """The same case in the wave form (3.11)."""
-    return merged(d, {"equation": "schrodinger", "nonlinear": None})
 
 
 def superposition(x: np.ndarray, t: float) -> np.ndarray:
@@ -219,15 +212,6 @@ def test_double_well_completes_and_matches_schrodinger() -> None:
 # nodes = "stop", and no wave form
 
 
-def run_cli(d: dict[str, Any], directory: Path, name: str) -> tuple[int, dict[str, Any]]:
-    """`nhj run` of a case dict: exit code and summary."""
-    path = write_case(directory, name, d) if COMM.rank == 0 else None
-    path = COMM.bcast(path, root=0)
-    out = directory / f"{name}-out"
-    code = main(["-q", "run", str(path), "--out", str(out)])
-    return code, json.loads((out / "summary.json").read_text())
-
-
 @pytest.mark.skip_in_parallel
 @pytest.mark.parametrize(
     "changes, says",
@@ -245,7 +229,7 @@ def test_without_the_hybrid_the_run_stops_saying_where_and_when(
     """
     d = merged(collision(480, 0.02, output={"fields": False}), changes)
     d["discretisation"]["t_end"] = 3.0
-    code, s = run_cli(d, tmp_path, "stop")
+    code, s, _ = run_cli(d, tmp_path, "stop")
     assert code == 1 and s["status"] == "failed" and s["t_final"] < 3.0
     message = s["message"]
     assert "\n" not in message and "x = [" in message and "t = " in message, message
