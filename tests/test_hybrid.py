@@ -19,6 +19,7 @@ import pytest
 from case_helpers import as_schrodinger, load, merged, run_cli
 
 from nhj import backends
+from nhj.builders.waveform import node_advice
 from nhj.case import case_from_dict
 from nhj.checkpoint import gather_dofs
 from nhj.exact import GaussianState
@@ -33,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def problem_of(d: dict[str, Any], comm: MPI.Comm = COMM) -> Problem:
     """The built problem of a case dict."""
-    return build(case_from_dict(d, ROOT / "cases", "hybrid"), comm)
+    return build(case_from_dict(d, Path("cases"), "hybrid"), comm)
 
 
 class Run:
@@ -235,6 +236,21 @@ def test_without_the_hybrid_the_run_stops_saying_where_and_when(
     assert "\n" not in message and "x = [" in message and "t = " in message, message
     assert says in message, message
     assert "forms" not in s  # no hybrid stepper ran
+
+
+@pytest.mark.skip_in_parallel
+def test_the_failure_advice_says_where_the_run_stops() -> None:
+    """Without a wave form the √p node guard stops "at the node"; the log form, whose
+    e^ρ has no node, fails for other reasons and its message must not claim a node.
+    """
+    d = merged(collision(480, 0.02), {"equation": "neural_hj", "noise": {"alpha": 0.5}})
+    case = case_from_dict(d, Path("cases"), "alpha_half")
+    assert node_advice(case).endswith("so the run stops at the node")
+    log = node_advice(case, at="here")
+    assert log.startswith("no wave form exists") and "node" not in log.split("so the run")[1]
+    assert node_advice(case_from_dict(collision(480, 0.02), Path("cases"), "a1")).startswith(
+        "use nonlinear.nodes = 'hybrid'"
+    )
 
 
 def test_bad_nodes_value_names_the_field(tmp_path: Path) -> None:

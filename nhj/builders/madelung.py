@@ -189,7 +189,7 @@ def build_log(case: Case, msh: Any, metric: Metric, space: Any, eq: MadelungLog)
         },
         hooks=StepHooks(
             guard=projection,
-            hint=advised(log_hint, node_advice(case)),
+            hint=advised(log_hint, node_advice(case, at="here")),
             error_norm=partial(log_wavefunction_error, hbar=par.hbar),
             wave=wave_form(case, eq, space, metric),  # nonlinear.nodes = "hybrid"
         ),

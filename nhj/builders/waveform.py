@@ -32,16 +32,20 @@ def has_wave_form(case: Case) -> bool:
     return n.alpha == 1 and n.kappa is None and par.hbar_override is None
 
 
-def node_advice(case: Case) -> str:
-    """What a node message advises: the hybrid or Schrödinger, or that no wave form exists."""
+def node_advice(case: Case, at: str = "at the node") -> str:
+    """What a failure message advises: the hybrid or Schrödinger, or that no wave form exists.
+
+    ``at`` says where a run without a wave form stops: "at the node" for the node guard of
+    the √p form; the log form (e^ρ has no node) fails for other reasons and stops "here".
+    """
     if has_wave_form(case):
         return ADVICE
     if case.parameters.hbar_override is not None:
         return (
             "no wave form exists with parameters.hbar overriding gamma/beta (the flow is "
-            "Schrodinger's with hbar = gamma/beta only), so the run stops at the node"
+            f"Schrodinger's with hbar = gamma/beta only), so the run stops {at}"
         )
-    return NO_WAVE_FORM
+    return f"{NO_WAVE_FORM} {at}"
 
 
 def sqrt_state(values: np.ndarray, R_max: float) -> np.ndarray:

@@ -20,10 +20,11 @@ from dolfinx import fem
 
 #: What to do about a node where the wave form (3.11) exists but the case asked to stop.
 ADVICE = "use nonlinear.nodes = 'hybrid' or equation = 'schrodinger' for this flow"
-#: ... and where it does not (α ≠ 1, or a given κ): there is no linear wave equation.
+#: ... and where it does not (α ≠ 1, or a given κ): there is no linear wave equation. The
+#: sentence ends with where the run stops: "at the node" (node guard) or "here" (log form).
 NO_WAVE_FORM = (
     "no wave form exists for this regime (alpha != 1 or a given kappa: the flow is not "
-    "Schrodinger's), so the run stops at the node"
+    "Schrodinger's), so the run stops"
 )
 
 
