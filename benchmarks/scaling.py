@@ -9,8 +9,11 @@ set-up), times steps, and profiles them: KSPSolve (PETSc log event; for a
 direct solver the triangular solves, for an iterative one the Krylov
 iterations) against the rest (right-hand-side assembly, Newton residuals,
 Python), plus the output path once (diagnostics row, a VTX write, the
-gathered final.vtu). Rows go to benchmarks/results/scaling.json; the verdict
-compares 2 ranks against 1 at the largest size with the goal 1.6×.
+gathered final.vtu), and records the owned and ghost dofs per rank (the halo
+each product exchanges). A STREAM-like triad on 1 and 2 concurrent ranks gives
+the memory-bandwidth ceiling of the speed-up on this machine. Rows go to
+benchmarks/results/scaling.json; the verdict compares 2 ranks against 1 at the
+largest size with the goal 1.6×.
 
     python benchmarks/scaling.py [--quick] [--sizes 1e5 1e6] [--steps 4]
 """
@@ -111,6 +114,11 @@ def worker(args: argparse.Namespace) -> None:
         comm.barrier()
         t_vtu = time.perf_counter() - t0
     ksp_max = comm.allreduce(ksp_s, op=MPI.MAX)
+    # the halo each matrix-vector product exchanges: the input of the scaling model of
+    # docs/performance.md (communication volume per rank against work per rank)
+    space = problem.u0.function_space
+    im, bs = space.dofmap.index_map, space.dofmap.index_map_bs
+    owned, ghosts = im.size_local * bs, im.num_ghosts * bs
     stats = {
         k: v
         for k, v in outcome.stats.items()
@@ -133,6 +141,9 @@ def worker(args: argparse.Namespace) -> None:
             "vtx_write_s": t_vtx,
             "gathered_vtu_s": t_vtu,
         },
+        "owned_dofs_max": comm.allreduce(owned, op=MPI.MAX),
+        "ghost_dofs_max": comm.allreduce(ghosts, op=MPI.MAX),
+        "ghost_dofs_sum": comm.allreduce(ghosts, op=MPI.SUM),
         **stats,
     }
     if comm.rank == 0:
@@ -140,6 +151,43 @@ def worker(args: argparse.Namespace) -> None:
 
         shutil.rmtree(tmp, ignore_errors=True)
         print("ROW " + json.dumps(row), flush=True)
+
+
+def triad() -> None:
+    """STREAM-like triad a = b + s·c on every rank of this mpirun at once; GB/s on rank 0.
+
+    Sparse triangular solves, matrix-vector products and assembly are bound by memory
+    bandwidth: the ratio of the aggregate bandwidth of 2 ranks to that of 1 is the ceiling of
+    their speed-up on this machine, whatever the code does.
+    """
+    from mpi4py import MPI
+
+    import numpy as np
+
+    comm = MPI.COMM_WORLD
+    n = 20_000_000  # 3 × 160 MB per rank: far beyond any cache
+    b, c = np.random.default_rng(0).random((2, n))
+    a = np.empty(n)
+    best = float("inf")
+    for _ in range(5):
+        comm.barrier()
+        t0 = time.perf_counter()
+        np.multiply(c, 3.0, out=a)
+        np.add(a, b, out=a)
+        comm.barrier()
+        best = min(best, time.perf_counter() - t0)
+    # two passes: multiply reads c, writes a; add reads a, b and writes a (5 × 8n bytes)
+    if comm.rank == 0:
+        print("ROW " + json.dumps({"ranks": comm.size, "gb_s": 5 * 8 * n * comm.size / best / 1e9}))
+
+
+def launch_triad(ranks: int) -> float | None:
+    """Aggregate triad bandwidth of ``ranks`` concurrent processes (GB/s)."""
+    mpirun = Path(sys.executable).parent / "mpirun"
+    cmd = [str(mpirun), "-n", str(ranks), sys.executable, __file__, "--triad"]
+    p = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    rows = [ln[4:] for ln in p.stdout.splitlines() if ln.startswith("ROW ")]
+    return json.loads(rows[-1])["gb_s"] if rows else None
 
 
 def launch(equation: str, solver: str, dofs: float, ranks: int, steps: int, warmup: int) -> dict:
@@ -192,6 +240,7 @@ def verdict(rows: list[dict]) -> tuple[str, list[dict]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--triad", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--equation", default="schrodinger")
     ap.add_argument("--solver", default="direct")
     ap.add_argument("--dofs", type=float, default=1e5)
@@ -205,6 +254,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.worker:
         worker(args)
+        return
+    if args.triad:
+        triad()
         return
     if args.quick:
         args.sizes, args.steps = [2e4, 1e5], 2
@@ -220,6 +272,9 @@ def main() -> None:
                 took = f"{s:.3f} s/step" if s else f"failed: {row['error']}"
                 print(f"{eq:14s} {solver:9s} {row['dofs']:>9} dofs {ranks} rank(s): {took}")
     line, speedups = verdict(rows)
+    bandwidth = {r: launch_triad(r) for r in args.ranks}
+    if bandwidth.get(1) and bandwidth.get(2):
+        line += f"; memory-bandwidth ceiling of 2 ranks: {bandwidth[2] / bandwidth[1]:.2f}x"
     result = {
         "benchmark": "scaling",
         "goal": f"2 ranks >= {GOAL}x faster than 1 per step at >= 1e6 dofs",
@@ -228,6 +283,7 @@ def main() -> None:
         "wall_s": time.perf_counter() - t_start,
         "rows": rows,
         "speedups": speedups,
+        "triad_gb_s": bandwidth,
         "verdict": line,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
