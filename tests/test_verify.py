@@ -13,6 +13,7 @@ import json
 import math
 import tomllib
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from mpi4py import MPI
@@ -357,3 +358,62 @@ def test_report_shows_failed_checks(tmp_dir, comm) -> None:
         assert data["passed"] is False and data["checks"][0]["value"] is None
         assert data["hbar_fit"][0]["hbar_fit"] is None
         assert "no acceptable time step" in (tmp_dir / "report.md").read_text()
+
+
+def collision_verify_case(times: list[float]) -> V.VerifyCase:
+    """cases/madelung_collision_1d.toml (fluid → wave → fluid) as a correspondence case."""
+    d = tomllib.loads((V.VERIFY_DIR.parent / "madelung_collision_1d.toml").read_text("utf-8"))
+    d = V.deep_merged(d, {"discretisation": {"dt": 0.02}, "output": {"every": 5}})
+    d["verify"] = {
+        "checks": ["correspondence", "hbar_fit"],
+        "pairs": [[1.0, 2.0]],
+        "times": times,
+        "mismatch_tolerance": 0.5,
+        "schrodinger_degree": 2,
+    }
+    return V.verify_case_from_dict(d, V.VERIFY_DIR.parent, "madelung_collision_1d")
+
+
+def test_wave_form_intervals_are_reported_and_not_compared(comm) -> None:
+    """A hybrid run is Schrödinger in its wave intervals (theory.md, nodes of ψ): the
+    correspondence check reports the wave fraction and judges only the observation times
+    in the (√p, S) form; with every time in a wave interval both the comparison and the
+    ħ-fit fail instead of passing on Schrödinger against itself.
+
+    The collision (480 cells, dt = 0.02) leaves the fluid before the packets meet at
+    t = 7/3 and returns after they separated: t = 0.5 is fluid, t = 2 and 3 are wave.
+    """
+    times = [0.5, 2.0, 3.0]
+    vc = collision_verify_case(times)
+    run = V.madelung_run(V.with_pair(vc.case, 1.0, 2.0), comm, times)
+    intervals = run.snaps.stats["forms"]["intervals"]
+    assert [m for _, _, m in intervals][:2] == ["fluid", "wave"], intervals
+    assert intervals[0][1] < 2.0 and intervals[1][1] >= 3.0, intervals
+    check, cmp = V.check_correspondence(vc, 1.0, 2.0, comm, run=run)
+    assert cmp is not None and cmp.forms == ["fluid", "wave", "wave"]
+    d = check.details
+    assert d["judged_times"] == [0.5]
+    assert d["fraction_wave"] == run.snaps.stats["forms"]["fraction_wave"] > 0
+    # the value is the t = 0.5 mismatch alone, though all three times were measured
+    assert check.value == max(d["MS_p"][0], d["MS_grad_S"][0])
+    assert len(d["MS_p"]) == 3
+    # at the nodes of t = 2 the ∇S mismatch is larger (measured 0.21 against 0.013): judging
+    # the wave times would change the verdict's number, so the exclusion is visible here
+    assert max(d["MS_grad_S"][1:]) > check.value
+    assert check.passed, d
+    from nhj.verify.report import markdown
+
+    md = markdown(V.Report("quick", checks=[check]), [])
+    row = next(line for line in md.splitlines() if line.startswith("| madelung_collision_1d"))
+    assert f"| {d['fraction_wave']:.0%} | 0.5 |" in row, row  # wave fraction, judged times
+
+    only_wave = replace(
+        run.snaps, states=run.snaps.states[1:], times=(2.0, 3.0), steps=run.snaps.steps[1:]
+    )
+    vc_wave = replace(vc, spec=replace(vc.spec, times=(2.0, 3.0)))
+    run_wave = replace(run, snaps=only_wave)
+    check, _ = V.check_correspondence(vc_wave, 1.0, 2.0, comm, run=run_wave)
+    assert not check.passed and math.isnan(check.value)
+    assert "wave-form interval" in check.details["error"]
+    fit, _ = V.check_hbar_fit(vc_wave, 1.0, 2.0, comm, run=run_wave)
+    assert not fit.passed and "wave-form interval" in fit.details["error"]

@@ -2,8 +2,10 @@
 
 The Madelung run at (γ, β) is data; Schrödinger runs from the same p₀, S₀ with a
 trial parameter (one factorisation per trial value, reused over its steps; ħ and
-m are ``fem.Constant`` so the forms compile once). The mismatch J = mean over
-times of (e_p² + e_∇S²) is minimised by a bounded Brent search over
+m are ``fem.Constant`` so the forms compile once). The mismatch J = mean over the
+observation times of (e_p² + e_∇S²) — those at which the Madelung run was in the (√p, S)
+form: a wave-form interval of the hybrid is Schrödinger itself — is
+minimised by a bounded Brent search over
 [x_e/B, B x_e] (B the bracket factor, 4 by default):
 
 * ``hbar_fit``: trial ħ with m fixed at 1/γ (3.13); expected ħ_e = γ/β (3.12);
@@ -40,7 +42,7 @@ from nhj.builders.common import gaussian_state
 from nhj.registry import EQUATIONS
 from nhj.solvers import SolverError
 from nhj.verify.observables import Exact, MadelungRun, Mismatch, Support, Wave, madelung_run
-from nhj.verify.records import JUDGED, NONE, Check, Fit, Perturbation, failed
+from nhj.verify.records import FLUID, JUDGED, NONE, Check, Fit, Perturbation, failed, forms_at
 from nhj.verify.spec import VerifyCase, VerifySpec, refined, with_pair
 
 GCI_SAFETY = 3.0
@@ -90,8 +92,18 @@ def fit_hbar(
     hbar_fixed = perturb.hbar_factor * par.gamma / par.beta
     m_wave = perturb.m_factor * par.m
 
+    # only the states the (√p, S) form produced: a wave-form interval is Schrödinger itself
+    judged = {i for i, f in enumerate(forms_at(snaps.stats, times)) if f == FLUID}
+    if not judged:
+        raise SolverError(
+            "every observation time fell in a wave-form interval of the hybrid: "
+            "nothing to fit hbar on"
+        )
+
     def observe_all(total: list[float]) -> Any:
         def observe(i: int) -> None:
+            if i not in judged:
+                return
             u.x.array[:] = snaps.states[i]
             support.update()
             e = mismatch()
@@ -125,7 +137,7 @@ def fit_hbar(
         total = [0.0]
         hbar, m = (x, m_wave) if which == "hbar" else (hbar_fixed, x)
         reference(hbar, m, observe_all(total))
-        memo[x] = comm.bcast(total[0] / len(times), root=0)  # one Brent path on all ranks
+        memo[x] = comm.bcast(total[0] / len(judged), root=0)  # one Brent path on all ranks
         return memo[x]
 
     h_e = par.gamma / par.beta if which == "hbar" else par.m

@@ -131,9 +131,51 @@ class Comparison:
     madelung_wall_s: float
     stats: dict[str, Any]
 
+    @property
+    def forms(self) -> list[str]:
+        """The form of the hydrodynamic run at each observation time (:func:`forms_at`)."""
+        return forms_at(self.stats, self.times)
+
+    def judged(self) -> list[int]:
+        """The observation times (indices) whose Madelung state came from the (√p, S) form."""
+        return [i for i, f in enumerate(self.forms) if f == FLUID]
+
     def worst(self, key: str = "MS") -> dict[str, float]:
-        """The judged mismatches (p, grad_S), each maximised over the times."""
-        return {c: max(self.series[key][c]) for c in JUDGED}
+        """The judged mismatches (p, grad_S), each maximised over the judged times.
+
+        NaN when every observation time fell in a wave-form interval: such a run is
+        Schrödinger there and no evidence for the correspondence (issue 10).
+        """
+        idx = self.judged()
+        return {c: max((self.series[key][c][i] for i in idx), default=math.nan) for c in JUDGED}
+
+
+FLUID, WAVE = "fluid", "wave"
+"""The forms of the wave–fluid hybrid (nhj/hybrid.py), as its ``forms`` intervals name them."""
+
+
+def forms_at(stats: Mapping[str, Any], times: Sequence[float]) -> list[str]:
+    """The form that produced the state at each time, from a hybrid run's ``forms`` intervals.
+
+    The interval [a, b] covers the steps ending in (a, b]: a failed fluid step is retaken as
+    a wave step from its start a, and the state at a switch back to the fluid is the wave's.
+    A run without ``forms`` (no hybrid, or it never left the fluid) is fluid throughout.
+    """
+    intervals = (stats.get("forms") or {}).get("intervals") or []
+    eps = 1e-9 * max([abs(t) for t in times] + [1.0])
+
+    def form(t: float) -> str:
+        for a, b, m in intervals:
+            if a + eps < t <= b + eps:
+                return str(m)
+        return FLUID
+
+    return [form(t) for t in times]
+
+
+def wave_fraction(stats: Mapping[str, Any]) -> float:
+    """The fraction of simulated time the hydrodynamic run spent in the wave form (0 if none)."""
+    return float((stats.get("forms") or {}).get("fraction_wave", 0.0))
 
 
 @dataclass

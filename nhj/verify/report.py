@@ -198,7 +198,9 @@ def markdown(report: Report, figures: list[Path]) -> str:
             "",
             "Largest relative L² mismatch over the observation times: p against |ψ|², and "
             "∇S against ħ∇arg ψ (p-weighted, on the support p > 10⁻³ max p). M = Madelung, "
-            "S = Schrödinger, E = exact.",
+            "S = Schrödinger, E = exact. Wave: the fraction of the Madelung run's time "
+            "spent in the hybrid's wave form (Schrödinger itself, nhj/hybrid.py); only "
+            "observation times in the (√p, S) form are compared, and `judged` lists them.",
             "",
         ]
         rows = []
@@ -213,10 +215,17 @@ def markdown(report: Report, figures: list[Path]) -> str:
                 str(d["dim"]),
                 str(d["dofs"]),
             ]
+            judged = d.get("judged_times", d["times"])
+            idx = [i for i, t in enumerate(d["times"]) if t in judged]
             for k in ("MS", "ME", "SE"):
                 for q in ("p", "grad_S"):
                     v = d.get(f"{k}_{q}")
-                    row.append(fmt(max(v)) if v else "-")
+                    row.append(fmt(max(v[i] for i in idx)) if v and idx else "-")
+            row.append(f"{d.get('fraction_wave', 0.0):.0%}")
+            if len(idx) == len(d["times"]):
+                row.append("all")
+            else:
+                row.append(", ".join(fmt(t) for t in judged) or "none")
             rows.append(row)
         md += _table(
             [
@@ -233,6 +242,8 @@ def markdown(report: Report, figures: list[Path]) -> str:
                 "M–E ∇S",
                 "S–E p",
                 "S–E ∇S",
+                "wave",
+                "judged",
             ],
             rows,
         )
