@@ -23,7 +23,16 @@ from nhj.schema import CaseError
 from nhj.sections import Case, NoiseSpec
 from nhj.solvers import SolverError
 from nhj.verify.observables import Mismatch, Snapshots, Support, Wave, hydrodynamic_snapshots
-from nhj.verify.records import JUDGED, NONE, Check, Perturbation, failed
+from nhj.verify.records import (
+    FLUID,
+    JUDGED,
+    NONE,
+    Check,
+    Perturbation,
+    failed,
+    forms_at,
+    wave_fraction,
+)
 from nhj.verify.spec import VerifyCase
 
 
@@ -95,7 +104,15 @@ def check_regimes(vc: VerifyCase, comm: MPI.Comm, perturb: Perturbation = NONE) 
         wave.run(case.parameters.hbar, first.u0, first.steps, first.dt, observe)
     except SolverError as e:
         return failed(name, tol, criterion, e)
-    worst = {a: max(e[c] for e in s for c in JUDGED) for a, s in series.items()}
+    # only the (√p, S) states: a hybrid's wave-form interval is Schrödinger itself (NaN if none)
+    judged = {
+        a: [i for i, f in enumerate(forms_at(runs[a].stats, first.times)) if f == FLUID]
+        for a in alphas
+    }
+    worst = {
+        a: max((s[i][c] for i in judged[a] for c in JUDGED), default=math.nan)
+        for a, s in series.items()
+    }
     # how far each regime's (√p, S) is from the first's, nodally: 0 to round-off where F agrees
     n = first.space.dofmap.index_map.size_local * 2
     scale = comm.allreduce(float(np.abs(first.states[-1][:n]).max(initial=0.0)), op=MPI.MAX)
@@ -129,6 +146,8 @@ def check_regimes(vc: VerifyCase, comm: MPI.Comm, perturb: Perturbation = NONE) 
             "max_nodal_difference_to_first": [apart[a] for a in alphas],
             "separation_bound": far,
             "times": list(first.times),
+            "judged_times": {str(a): [first.times[i] for i in judged[a]] for a in alphas},
+            "fraction_wave": {str(a): wave_fraction(runs[a].stats) for a in alphas},
             **{c: {str(a): [e[c] for e in s] for a, s in series.items()} for c in Mismatch.columns},
             "wall_s": time.perf_counter() - t0,
         },
