@@ -29,6 +29,10 @@ Switching, in nodal values of the one P_k×2 space both forms share:
   rank-independent tie-breaking by coordinates, so every rank count gets the
   same S. Where |ψ| < ``TAIL``·max|ψ| the phase is round-off; S is continued
   constant along the tree there (vacuum: p ~ 0, the phase is a convention).
+* leaving the fluid before it fails: when ∇S of the fluid turns by more than ħ
+  (CURVED) across one dof spacing in the support, S is not resolved there (streams
+  meeting, a node forming) and the step is retaken as a wave. The phase increment
+  |∇S|h/ħ is no such test: a chirped packet's tail has large increments and a smooth S.
 * no node in the support: on every edge with max(|ψ_a|, |ψ_b|) ≥ τ max|ψ| the
   unwrapped phase increment is below π/2 (a node shows as a jump of π between
   neighbours, a vortex as a winding). τ = node_threshold/10: a dip the guard
@@ -64,9 +68,15 @@ from nhj.stepper import AdaptiveStepper, StepperState
 
 #: Below this fraction of max|ψ| the phase of ψ is round-off: S is continued, not unwrapped.
 TAIL = 1e-10
-#: Largest phase increment between adjacent dofs of a node-free, resolved ψ (fluid form).
+#: Largest phase increment between adjacent dofs of a node-free, resolved ψ (the return test).
 RESOLVED = 1.0
-#: ... to return to the fluid form: a margin below RESOLVED (hysteresis), on a wider support.
+#: Largest second difference of the fluid's phase along an edge, (∇S_b − ∇S_a)·(x_b − x_a)/ħ,
+#: before the fluid retakes its steps as a wave. A resolved S has h²|∇∇S|/ħ ≪ 1 there; streams
+#: that meet (the precursor of interference) or a forming node turn ∇S over within a cell. The
+#: phase increment |∇S|h/ħ itself is no test for the fluid, which represents S, not e^{iS/ħ}:
+#: a chirped Gaussian's tail has increments of 1–2 rad with a second difference of 0.1.
+CURVED = 1.0
+#: To return to the fluid form: a margin below RESOLVED (hysteresis), on a wider support.
 RETURN = 0.8
 #: Support edges of the return test: max |ψ| ≥ node_threshold / HYSTERESIS × max |ψ|.
 HYSTERESIS = 3.0
@@ -88,6 +98,7 @@ class WaveForm:
         bcs: Its Dirichlet conditions (ψ = 0 where the fluid has √p = 0).
         hbar: ħ of (3.10) and (3.11).
         wavefunction: u ↦ ψ(u) (3.10), UFL, for the fluid unknown u.
+        phase_gradient: u ↦ ∇S, UFL, for the fluid unknown u.
         fluid_mass: u ↦ ∫p√g (UFL), quadratic in |ψ|.
         fluid_state: (nodal (R, S) pairs (n, 2), global max R) ↦ the fluid's nodal
             values (n, 2) (the identity for R = √p, ρ = log R for the log form).
@@ -99,6 +110,7 @@ class WaveForm:
     bcs: list[Any]
     hbar: float
     wavefunction: Callable[[Any], Any]
+    phase_gradient: Callable[[Any], Any]
     fluid_mass: Callable[[Any], Any]
     fluid_state: Callable[[np.ndarray, float], np.ndarray]
     threshold: float
@@ -255,9 +267,11 @@ class HybridStepper:
         self.t, self.steps, self.dt = fluid.t, fluid.steps, fluid.dt_out
         self.mode = FLUID
         self.tau_fluid = wave.threshold  # the fluid's support, and the wave's (hysteresis)
-        # phase step that sends the fluid to the wave form: RESOLVED, or twice the initial
-        # one where the mesh does not resolve the phase (the fluid need not: S is smooth)
+        # the second difference of S that sends the fluid to the wave form (CURVED), and the
+        # phase step below which ψ may return (RESOLVED): or twice the initial ones, where the
+        # mesh does not resolve the initial state's phase
         self.leave: float | None = None
+        self.resolved: float | None = None
         self.tau = wave.threshold / HYSTERESIS
         self.graph = DofGraph(self.space)
         self._fluid_mass = fem.form(wave.fluid_mass(self.u))
@@ -286,6 +300,16 @@ class HybridStepper:
         fun = f.semidiscrete.functionals
         self._wave_mass = fem.form(fun["mass"](self.psi))
         self._wave_energy = fem.form(fun["energy"](self.psi)) if "energy" in fun else None
+        msh = self.space.mesh
+        gdim = msh.geometry.dim
+        degree = self.space.element.basix_element.degree
+        vector = fem.functionspace(msh, ("Lagrange", degree, (gdim,)))
+        self._grad_S = fem.Function(vector)
+        pts_v = vector.element.interpolation_points
+        self._to_grad_S = fem.Expression(f.phase_gradient(self.u), pts_v)
+        self._edge = self.space.tabulate_dof_coordinates()[:, :gdim]
+        a, b = self.graph.edges[:, 0], self.graph.edges[:, 1]
+        self._edge = self._edge[b] - self._edge[a]
         self._wave = self.make_linear(f.semidiscrete, f.scheme, self.psi, self.dt, f.bcs)
 
     def _mass(self, form: fem.Form) -> float:
@@ -300,6 +324,8 @@ class HybridStepper:
 
     def to_wave(self, reason: str) -> None:
         """ψ = ψ(u) at the dofs, scaled to the fluid's ∫p√g (collective)."""
+        if self.switches:  # it had returned too early: wait longer next time
+            self.hold = min(2 * self.hold, MAX_HOLD)
         self._make_wave()
         assert self.psi is not None
         self.psi.interpolate(self._to_psi)
@@ -339,6 +365,24 @@ class HybridStepper:
             pair = self.psi.x.array.reshape(-1, 2)
         return np.asarray(pair[:, 0] + 1j * pair[:, 1])
 
+    def worst_curvature(self, z: np.ndarray, tau: float) -> tuple[float, Any]:
+        """max |(∇S_b − ∇S_a)·(x_b − x_a)|/ħ of the fluid over support edges, and where.
+
+        ∇S is interpolated at the dofs; for a quadratic S (a Gaussian state) on P2 the
+        value is exactly (x_b − x_a)ᵀ∇∇S(x_b − x_a)/ħ (collective).
+        """
+        self._grad_S.interpolate(self._to_grad_S)
+        self._grad_S.x.scatter_forward()
+        G = self._grad_S.x.array.reshape(-1, self._edge.shape[1])
+        A = np.abs(z)
+        top = self.comm.allreduce(float(A[: self.graph.n].max(initial=0.0)), op=MPI.MAX)
+        a, b = self.graph.edges[:, 0], self.graph.edges[:, 1]
+        sup = np.flatnonzero(np.minimum(A[a], A[b]) >= tau * top)
+        c = np.abs(np.einsum("ij,ij->i", G[b[sup]] - G[a[sup]], self._edge[sup])) / self.form.hbar
+        i = int(np.argmax(c)) if len(c) else -1
+        local = (float(c[i]), self.x[a[sup[i]]].tolist()) if len(c) else (0.0, None)
+        return max(self.comm.allgather(local), key=lambda v: v[0])
+
     def worst_edge(self, z: np.ndarray, tau: float) -> tuple[float, Any]:
         """max |arg(z_b z̄_a)| over support edges (max |z| ≥ τ max|z|), and where (collective).
 
@@ -372,10 +416,11 @@ class HybridStepper:
         """One output step dt in the current form (collective)."""
         self._iterations = 0
         if self.mode == FLUID:
-            if self.leave is None:  # a coarse mesh: the initial phase step raises the bar
+            if self.leave is None:  # a coarse mesh: the initial state raises the bars
                 self._make_wave()
-                b0 = self.worst_edge(self._nodal_psi(), self.tau_fluid)[0]
-                self.leave = max(RESOLVED, 2.0 * b0)
+                z0 = self._nodal_psi()
+                self.leave = max(CURVED, 2.0 * self.worst_curvature(z0, self.tau_fluid)[0])
+                self.resolved = max(RESOLVED, 2.0 * self.worst_edge(z0, self.tau_fluid)[0])
             start = self.u.x.array.copy()
             f = self.fluid
             f.t, f.steps = self.t, self.steps
@@ -384,21 +429,19 @@ class HybridStepper:
             except SolverError as e:  # the node guard, Newton, the step controller
                 self._iterations = f.last_iterations
                 self.u.x.array[:] = start  # the last accepted output step, not a sub-step
-                if self.switches:  # it had returned too early: wait longer next time
-                    self.hold = min(2 * self.hold, MAX_HOLD)
                 self.to_wave(str(e))
             else:
                 self._iterations = f.last_iterations
                 self._make_wave()
-                jump, where = self.worst_edge(self._nodal_psi(), self.tau_fluid)
-                if jump < self.leave:
+                bend, where = self.worst_curvature(self._nodal_psi(), self.tau_fluid)
+                if bend < self.leave:
                     self.t, self.steps = f.t, f.steps
                     self.since += 1
                     return
                 self.u.x.array[:] = start
                 self.to_wave(
-                    f"psi = sqrt(p) e^(iS/hbar) unresolved or at a node near x = {where} at "
-                    f"t = {f.t:.6g} (phase step {jump:.2f} rad between neighbouring dofs)"
+                    f"S unresolved (streams meeting, or a node forming) near x = {where} at "
+                    f"t = {f.t:.6g} (grad S turns by {bend:.2f} hbar across one dof spacing)"
                 )
         w = self._wave
         w.t, w.steps = self.t, self.steps
@@ -407,7 +450,7 @@ class HybridStepper:
         self.t = self.steps * self.dt
         self.since += 1
         jump = self._fluid_from_wave()  # the fields and ∫p√g of the run are those of ψ
-        back = RETURN / RESOLVED * (self.leave or RESOLVED)
+        back = RETURN * (self.resolved or RESOLVED)
         if self.since < self.hold or jump >= back:
             return
         if self.worst_edge(self._nodal_psi(), self.tau)[0] < back:
@@ -456,6 +499,7 @@ class HybridStepper:
             "mass_jump": self.mass_jump,
             "hold": self.hold,
             "leave": self.leave,
+            "resolved": self.resolved,
             "since": self.since,
             "reasons": list(self.reasons),
         }
@@ -470,7 +514,7 @@ class HybridStepper:
         self.mode, self.intervals = e["form"], [list(i) for i in e["intervals"]]
         self.switches, self.mass_jump = e["switches"], e["mass_jump"]
         self.hold, self.since, self.reasons = e["hold"], e["since"], list(e["reasons"])
-        self.leave = e.get("leave")
+        self.leave, self.resolved = e.get("leave"), e.get("resolved")
         if self.mode == WAVE:
             self._make_wave()
             assert self.psi is not None

@@ -77,6 +77,7 @@ def wave_form(case: Case, eq: Any, space: Any, metric: Metric) -> WaveForm | Non
         bcs=bcs,
         hbar=wave.hbar,
         wavefunction=eq.wavefunction,
+        phase_gradient=lambda u: eq.density_and_phase_gradient(u)[1],
         fluid_mass=eq.total,
         fluid_state=log_state if log else sqrt_state,
         threshold=case.nonlinear.node_threshold,
