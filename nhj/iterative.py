@@ -37,7 +37,19 @@ import numpy as np
 # The structure is an algebraic identity of the assembled blocks (the same forms and
 # quadrature fill K₀₀ and K₁₁), so only round-off separates them.
 _STRUCTURE_RTOL = 1e-10
-_GAMG_THRESHOLD = 0.05
+
+
+def gamg_threshold(degree: int) -> float:
+    """GAMG's drop threshold for the aggregation graph of a degree-``degree`` Lagrange space.
+
+    P2 and higher have positive off-diagonals: dropping weak couplings (0.05) keeps the
+    V-cycle's contraction nearly h-independent (2D P2 Crank–Nicolson: outer iterations
+    17/27/40 on 32²/64²/128² cells with the default, 17/22/25 with 0.05; 11/12/12 with exact
+    S solves). P1 couplings are of one sign, and dropping slows the coarsening: 3D P1 Crank–
+    Nicolson at 30³/50³/80³ cells, 0.125/0.80/9.5 s per step with 0.05 against
+    0.126/0.67/3.3 s with 0 at the same 14.5–16.5 iterations (benchmarks/three_d.py).
+    """
+    return 0.05 if degree >= 2 else 0.0
 
 
 def _component_is(K: Any, bs: int, components: range) -> Any:
@@ -51,19 +63,15 @@ def _component_is(K: Any, bs: int, components: range) -> Any:
 class _AMG:
     """S⁻¹ ≈ one GAMG V-cycle (an inner KSP without Krylov iterations)."""
 
-    def __init__(self, S: Any, bs: int, prefix: str) -> None:
+    def __init__(self, S: Any, bs: int, prefix: str, threshold: float) -> None:
         self.S = S
         self.ksp = PETSc.KSP().create(S.getComm())
         self.ksp.setOptionsPrefix(prefix)
         self.ksp.setOperators(S)
         self.ksp.setType("preonly")
         self.ksp.getPC().setType("gamg")
-        # Dropping weak couplings from the aggregation graph (P2's positive off-diagonals)
-        # keeps the V-cycle's contraction nearly h-independent: measured on 2D P2 Crank–
-        # Nicolson, outer iterations 17/27/40 on 32²/64²/128² cells with the default
-        # threshold, 17/22/25 with 0.05 (11/12/12 with exact S solves).
         db: Any = PETSc.Options()
-        ours = {"pc_gamg_threshold": _GAMG_THRESHOLD}
+        ours = {"pc_gamg_threshold": threshold}  # gamg_threshold
         ours = {k: v for k, v in ours.items() if not db.hasName(f"{prefix}{k}")}
         for k, v in ours.items():
             db[f"{prefix}{k}"] = v
@@ -82,7 +90,15 @@ class _AMG:
 class _Presb:
     """P⁻¹ of one level; S⁻¹ by the next level (PRESB again, or AMG)."""
 
-    def __init__(self, K: Any, bs: int, sigma: float, blocks: tuple[Any, Any, Any], prefix: str):
+    def __init__(
+        self,
+        K: Any,
+        bs: int,
+        sigma: float,
+        blocks: tuple[Any, Any, Any],
+        prefix: str,
+        threshold: float,
+    ) -> None:
         self.bs, self.half, self.sigma = bs, bs // 2, sigma
         self.is0, self.is1, A = blocks
         self.A = A
@@ -92,7 +108,7 @@ class _Presb:
         self.S = A.copy()
         self.S.axpy(1.0, B, structure=PETSc.Mat.Structure.SUBSET_NONZERO_PATTERN)
         B.destroy()
-        self.inner = level(self.S, self.half, prefix)
+        self.inner = level(self.S, self.half, prefix, threshold)
         self.f, self.h = self.S.createVecs()
         self.g, self.y = self.S.createVecs()
         self.r = self.S.createVecLeft()
@@ -154,14 +170,14 @@ def _presb_blocks(K: Any, bs: int) -> tuple[float, tuple[Any, Any, Any]] | None:
     return (1.0 if trace >= 0 else -1.0), (is0, is1, K00)
 
 
-def level(K: Any, bs: int, prefix: str) -> _Presb | _AMG:
+def level(K: Any, bs: int, prefix: str, threshold: float) -> _Presb | _AMG:
     """The preconditioner of K: PRESB while its blocks have the structure, then AMG."""
     if bs % 2 == 0:
         found = _presb_blocks(K, bs)
         if found is not None:
             sigma, blocks = found
-            return _Presb(K, bs, sigma, blocks, f"{prefix}s{bs // 2}_")
-    return _AMG(K, bs, f"{prefix}amg_")
+            return _Presb(K, bs, sigma, blocks, f"{prefix}s{bs // 2}_", threshold)
+    return _AMG(K, bs, f"{prefix}amg_", threshold)
 
 
 class BlockPC:
@@ -171,7 +187,8 @@ class BlockPC:
     :attr:`kind` says what :meth:`setUp` found ("presb" levels or "amg").
     """
 
-    def __init__(self) -> None:
+    def __init__(self, degree: int = 2) -> None:
+        self.threshold = gamg_threshold(degree)  # of the space the matrix is assembled on
         self.root: _Presb | _AMG | None = None
         self.kind = "none"
 
@@ -182,7 +199,7 @@ class BlockPC:
         self.destroy(pc)
         _, P = pc.getOperators()
         bs = P.getBlockSize()
-        self.root = level(P, bs, f"{pc.getOptionsPrefix() or ''}presb_")
+        self.root = level(P, bs, f"{pc.getOptionsPrefix() or ''}presb_", self.threshold)
         depth, node = 0, self.root
         while isinstance(node, _Presb):
             depth, node = depth + 1, node.inner

@@ -77,11 +77,11 @@ def merged_options(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
     return opts
 
 
-def attach_block_pc(ksp: Any) -> None:
-    """Give a ``pc_type = python`` PC without a context nhj's :class:`BlockPC`."""
+def attach_block_pc(ksp: Any, space: Any) -> None:
+    """Give a ``pc_type = python`` PC without a context nhj's :class:`BlockPC` for ``space``."""
     pc = ksp.getPC()
     if pc.getType() == "python" and pc.getPythonContext() is None:
-        pc.setPythonContext(BlockPC())
+        pc.setPythonContext(BlockPC(space.element.basix_element.degree))
 
 
 def _homogeneous(bcs: list[Any]) -> bool:
@@ -136,7 +136,7 @@ class ConstantMatrixProblem(fem_petsc.LinearProblem):
         self.A.zeroEntries()
         fem_petsc.assemble_matrix(self.A, self.a, bcs=self.bcs)
         self.A.assemble()
-        attach_block_pc(self.solver)
+        attach_block_pc(self.solver, u.function_space)
         self.iterations = 0  # Krylov iterations of the last solve (1 for a direct one)
         self.iterative = self.solver.getType() != "preonly"
         # b = Σ B_c c (see the class docstring); None: assemble L every step
@@ -296,7 +296,7 @@ class NewtonSolver:
         for k in options:
             del opts[f"{prefix}{k}"]
         self.ksp.setOperators(self.A)
-        attach_block_pc(self.ksp)
+        attach_block_pc(self.ksp, u.function_space)
         self.iterations, self.factorisations = 0, 0
         self.linear_iterations = 0  # Krylov iterations since construction (1 per direct solve)
         self.stale = True
