@@ -78,7 +78,7 @@ def nhj_run(base: Any, degree: int, cells: int, scheme: str, dt: float) -> dict[
         "build_s": t1 - t0,
         "steps_s": t2 - t1,
         "steps": int(round(T / dt)),
-        "dofs": problem.space.dofmap.index_map.size_global * problem.space.dofmap.index_map_bs,
+        "dofs": problem.dofs,
     }
 
 

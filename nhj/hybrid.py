@@ -282,7 +282,16 @@ class HybridStepper:
         self.reasons: list[str] = []
         self._iterations = 0
         dim = self.space.mesh.geometry.dim
-        self.x = np.round(self.space.tabulate_dof_coordinates()[:, :dim], 4)
+        X = self.space.tabulate_dof_coordinates()[:, :dim]
+        self.x = np.round(X, 4)
+        # ∇S of the fluid at the dofs, and the edge vectors, for the second difference of S
+        vector = fem.functionspace(
+            self.space.mesh, ("Lagrange", self.space.element.basix_element.degree, (dim,))
+        )
+        self._grad_S = fem.Function(vector)
+        pts = vector.element.interpolation_points
+        self._to_grad_S = fem.Expression(wave.phase_gradient(self.u), pts)
+        self._edge = X[self.graph.edges[:, 1]] - X[self.graph.edges[:, 0]]
 
     columns: tuple[str, ...] = (*AdaptiveStepper.columns, "form")
 
@@ -300,16 +309,6 @@ class HybridStepper:
         fun = f.semidiscrete.functionals
         self._wave_mass = fem.form(fun["mass"](self.psi))
         self._wave_energy = fem.form(fun["energy"](self.psi)) if "energy" in fun else None
-        msh = self.space.mesh
-        gdim = msh.geometry.dim
-        degree = self.space.element.basix_element.degree
-        vector = fem.functionspace(msh, ("Lagrange", degree, (gdim,)))
-        self._grad_S = fem.Function(vector)
-        pts_v = vector.element.interpolation_points
-        self._to_grad_S = fem.Expression(f.phase_gradient(self.u), pts_v)
-        self._edge = self.space.tabulate_dof_coordinates()[:, :gdim]
-        a, b = self.graph.edges[:, 0], self.graph.edges[:, 1]
-        self._edge = self._edge[b] - self._edge[a]
         self._wave = self.make_linear(f.semidiscrete, f.scheme, self.psi, self.dt, f.bcs)
 
     def _mass(self, form: fem.Form) -> float:
@@ -374,14 +373,10 @@ class HybridStepper:
         self._grad_S.interpolate(self._to_grad_S)
         self._grad_S.x.scatter_forward()
         G = self._grad_S.x.array.reshape(-1, self._edge.shape[1])
-        A = np.abs(z)
-        top = self.comm.allreduce(float(A[: self.graph.n].max(initial=0.0)), op=MPI.MAX)
         a, b = self.graph.edges[:, 0], self.graph.edges[:, 1]
-        sup = np.flatnonzero(np.minimum(A[a], A[b]) >= tau * top)
+        sup = self._support(z, tau, np.minimum)  # S is undetermined where √p vanishes
         c = np.abs(np.einsum("ij,ij->i", G[b[sup]] - G[a[sup]], self._edge[sup])) / self.form.hbar
-        i = int(np.argmax(c)) if len(c) else -1
-        local = (float(c[i]), self.x[a[sup[i]]].tolist()) if len(c) else (0.0, None)
-        return max(self.comm.allgather(local), key=lambda v: v[0])
+        return self._largest(c, sup)
 
     def worst_edge(self, z: np.ndarray, tau: float) -> tuple[float, Any]:
         """max |arg(z_b z̄_a)| over support edges (max |z| ≥ τ max|z|), and where (collective).
@@ -390,13 +385,28 @@ class HybridStepper:
         e.g. two streams meeting, the precursor of interference) as one growing
         towards it; a resolved node-free ψ stays below π/2.
         """
+        a, b = self.graph.edges[:, 0], self.graph.edges[:, 1]
+        sup = self._support(z, tau, np.maximum)
+        return self._largest(np.abs(np.angle(z[b[sup]] * np.conj(z[a[sup]]))), sup)
+
+    def _support(self, z: np.ndarray, tau: float, which: Any) -> np.ndarray:
+        """Local edges with which(|z_a|, |z_b|) ≥ τ max|z| (collective).
+
+        np.maximum: either end in the support; np.minimum: both ends.
+        """
         A = np.abs(z)
         top = self.comm.allreduce(float(A[: self.graph.n].max(initial=0.0)), op=MPI.MAX)
         a, b = self.graph.edges[:, 0], self.graph.edges[:, 1]
-        sup = np.flatnonzero(np.maximum(A[a], A[b]) >= tau * top)
-        d = np.abs(np.angle(z[b[sup]] * np.conj(z[a[sup]])))
-        i = int(np.argmax(d)) if len(d) else -1
-        local = (float(d[i]), self.x[a[sup[i]]].tolist()) if len(d) else (0.0, None)
+        return np.flatnonzero(which(A[a], A[b]) >= tau * top)
+
+    def _largest(self, values: np.ndarray, sup: np.ndarray) -> tuple[float, Any]:
+        """The largest per-edge value over all ranks, and its edge's first dof (collective)."""
+        i = int(np.argmax(values)) if len(values) else -1
+        local = (
+            (float(values[i]), self.x[self.graph.edges[sup[i], 0]].tolist())
+            if len(values)
+            else (0.0, None)
+        )
         return max(self.comm.allgather(local), key=lambda v: v[0])
 
     def to_fluid(self) -> None:

@@ -71,7 +71,7 @@ class _AMG:
         self.ksp.setType("preonly")
         self.ksp.getPC().setType("gamg")
         db: Any = PETSc.Options()
-        ours = {"pc_gamg_threshold": threshold}  # gamg_threshold
+        ours = {"pc_gamg_threshold": threshold}
         ours = {k: v for k, v in ours.items() if not db.hasName(f"{prefix}{k}")}
         for k, v in ours.items():
             db[f"{prefix}{k}"] = v
