@@ -18,6 +18,7 @@ import pytest
 from slurm_cluster import slurm_cluster  # noqa: F401  (the fixture)
 
 from nhj.cli import main
+from nhj.sweep.state import _alive_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = ["gamma=0.5_beta=1", "gamma=0.5_beta=2", "gamma=1_beta=1", "gamma=1_beta=2"]
@@ -68,6 +69,9 @@ def test_sweep_on_slurm_cancel_requeue_collect(slurm_cluster, tmp_path):  # noqa
         return "0" not in q.stdout.split()
 
     until("cancelled task gone from squeue", gone, 40)
+    # squeue may drop the task while its process is still being killed; a rerun then sees
+    # the point's lock held by a live process and (rightly) leaves it to that process
+    until("cancelled point's process ended", lambda: not _alive_lock(out / "points" / victim), 60)
     stopped = summary(out, victim)
     assert stopped["status"] in ("interrupted", "running"), stopped  # stopped mid-run
     print(f"\n{victim} after scancel: {stopped['status']} ({stopped.get('message', '')})")
