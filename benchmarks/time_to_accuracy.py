@@ -6,7 +6,7 @@ For each target (1e-3, 1e-4, 1e-6) the benchmark searches a small grid of nhj
 configurations (degree, cells, scheme, dt) and of split-step configurations
 (grid N, dt) and keeps, per target, the cheapest one that reaches it.
 
-* nhj: degree 2-4, crank_nicolson / gauss2 / gauss3, dt halved from T/15 while
+* nhj: degree 2-6, crank_nicolson / gauss2 / gauss3, dt halved from T/15 while
   the error still improves; wall time of the whole run (build, factorisation,
   stepping) on this process.
 * peers, written here on the same periodic box: ``numpy_split_step`` (Strang

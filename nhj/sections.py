@@ -94,6 +94,10 @@ MAX_OMEGA = 1e8
 
 #: Most time steps a case may ask for (t_end/dt): 10⁸ steps of a 1D case are days.
 MAX_STEPS = 10**8
+#: Highest Lagrange degree: P5/P6 with gauss2/gauss3 are the cheapest way to 1e-4..1e-6 on
+#: smooth linear flows (docs/performance.md); beyond P6 the cell matrices (~k^{2d} entries)
+#: and quadrature grow fast while that benchmark found no target that needed them.
+MAX_DEGREE = 6
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,7 @@ class Discretisation:
         s = "discretisation"
         check_keys(t, ("degree", "scheme", "dt", "t_end"), s)
         d = cls(
-            degree=as_int(t.get("degree", 1), join(s, "degree"), lo=1, hi=4),
+            degree=as_int(t.get("degree", 1), join(s, "degree"), lo=1, hi=MAX_DEGREE),
             scheme=as_str(t.get("scheme", scheme), join(s, "scheme"), schemes),
             dt=as_float(require(t, "dt", s), join(s, "dt"), positive=True),
             t_end=as_float(require(t, "t_end", s), join(s, "t_end"), positive=True),

@@ -155,11 +155,11 @@ BAD = {
     ),
     "degree 0": (
         {"discretisation": {"degree": 0}},
-        "discretisation.degree: must be an integer in 1..4",
+        "discretisation.degree: must be an integer in 1..6",
     ),
-    "degree 5": (
-        {"discretisation": {"degree": 5}},
-        "discretisation.degree: must be an integer in 1..4",
+    "degree 7": (
+        {"discretisation": {"degree": 7}},
+        "discretisation.degree: must be an integer in 1..6",
     ),
     "unknown scheme": (
         {"discretisation": {"scheme": "rk4"}},

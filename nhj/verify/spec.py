@@ -20,7 +20,7 @@ from nhj.builders.common import gaussian_state
 from nhj.case import case_from_dict, read_toml
 from nhj.registry import EQUATIONS
 from nhj.schema import CaseError, as_float, as_floats, as_int, as_str, as_table, check_keys
-from nhj.sections import Case, Discretisation
+from nhj.sections import MAX_DEGREE, Case, Discretisation
 
 VERIFY_DIR = Path(__file__).resolve().parents[2] / "cases" / "verify"
 """The shipped verification cases."""
@@ -143,7 +143,7 @@ class VerifySpec:
             separation=as_float(t.get("separation", 10.0), f"{s}.separation", lo=1.0),
             schrodinger_degree=None
             if "schrodinger_degree" not in t
-            else as_int(t["schrodinger_degree"], f"{s}.schrodinger_degree", lo=1, hi=4),
+            else as_int(t["schrodinger_degree"], f"{s}.schrodinger_degree", lo=1, hi=MAX_DEGREE),
             fit_uncertainty_cells=None
             if "fit_uncertainty_cells" not in t
             else as_int(
