@@ -3,7 +3,7 @@
 The packet of cases/double_slit_2d.toml in (√p, S) with nonlinear.nodes = "hybrid": the
 fluid form carries it towards the wall until a step is inadmissible (the tails reflected at
 the walls interfere with the incoming packet: nodes), and the run continues as Schrödinger
-(3.11) on the same mesh through the slits. At test resolution — gmsh size 0.4 and 0.3, P2,
+(3.11) on the same mesh through the slits. At test resolution — gmsh size 0.6, 0.4 and 0.3, P2,
 dt = 0.01, to t = 1.6 (the packet's centre meets the wall at t = 1.27, so the final state
 is the pattern behind the slits, full of nodes) — every run goes through `nhj run`, and is
 compared with the Schrödinger runs on the same two meshes.
@@ -22,8 +22,11 @@ import pytest
 from case_helpers import as_schrodinger, load, merged, run_cli
 
 COMM = MPI.COMM_WORLD
-#: gmsh sizes of the two levels, the common time step and the final time
-SIZES, DT, T_END = (0.4, 0.3), 0.01, 1.6
+#: gmsh sizes of the levels (the last is the reference), the common time step and the final
+#: time. 0.6 is the coarse mesh on which the phase-increment switch (before the second
+#: difference of S) never fired: the fluid smoothed over the reflection's nodes and its p at
+#: t = 0.9 was 0.61 off, twenty times Schrödinger's own error there.
+SIZES, DT, T_END = (0.6, 0.4, 0.3), 0.01, 1.6
 
 
 def double_slit(size: float) -> dict[str, Any]:
@@ -126,30 +129,33 @@ def test_mass_is_continuous_across_switches_and_conserved(runs: dict[str, Result
 def test_p_is_closer_to_schrodinger_than_schrodinger_to_its_refinement(
     runs: dict[str, Result],
 ) -> None:
-    """p at t_end on the coarse mesh: the hybrid's mismatch to Schrödinger on the same mesh
-    is below Schrödinger's own error against the finer Schrödinger run (sampled at the
+    """p at t_end on each coarser mesh: the hybrid's mismatch to Schrödinger on the same mesh
+    is below Schrödinger's own error against the finest Schrödinger run (sampled at the
     coarse points by the P2 interpolation of final.vtu's Lagrange cells). No tolerance: the
     bound is the discretisation error the Schrödinger run itself makes, which the
     (√p, S) interval and the switch must not exceed for the hybrid to be as good a
     solution of this flow with nodes (no exact solution exists behind the slits).
+    Measured 2026-12-04: 1.4e-2 against 6.1e-2 at size 0.6, 4.1e-3 against 2.5e-2 at 0.4.
     """
     if COMM.rank != 0:
         return
-    coarse, fine = SIZES
-    h, s = runs[f"hybrid_{coarse}"].grid, runs[f"schrodinger_{coarse}"].grid
-    (xh, ph), (xs, ps) = nodal_p(h), nodal_p(s)
-    assert np.array_equal(xh, xs)  # the same mesh: the same points
-    sampled = s.sample(runs[f"schrodinger_{fine}"].grid)
-    assert np.all(np.asarray(sampled.point_data["vtkValidPointMask"]) == 1)
-    xr, pr = nodal_p(sampled)
-    assert np.array_equal(xr, xs)
-    to_hybrid, own = mismatch(ph, ps), mismatch(ps, pr)
-    print(f"double slit at size {coarse}: |H-S| {to_hybrid:.3e}  |S-S_{fine}| {own:.3e}")
-    assert to_hybrid < own
+    *coarser, fine = SIZES
+    for coarse in coarser:
+        h, s = runs[f"hybrid_{coarse}"].grid, runs[f"schrodinger_{coarse}"].grid
+        (xh, ph), (xs, ps) = nodal_p(h), nodal_p(s)
+        assert np.array_equal(xh, xs)  # the same mesh: the same points
+        sampled = s.sample(runs[f"schrodinger_{fine}"].grid)
+        assert np.all(np.asarray(sampled.point_data["vtkValidPointMask"]) == 1)
+        xr, pr = nodal_p(sampled)
+        assert np.array_equal(xr, xs)
+        to_hybrid, own = mismatch(ph, ps), mismatch(ps, pr)
+        print(f"double slit at size {coarse}: |H-S| {to_hybrid:.3e}  |S-S_{fine}| {own:.3e}")
+        assert to_hybrid < own, coarse
 
 
 def test_refined_does_not_fail_earlier(runs: dict[str, Result]) -> None:
-    """The finer mesh completes as well, at the same final time and step count."""
-    c, f = (runs[f"hybrid_{size}"].summary for size in SIZES)
-    assert f["status"] == "completed", f["message"]
-    assert f["t_final"] == pytest.approx(c["t_final"]) and f["steps"] == c["steps"]
+    """Every finer mesh completes as well, at the same final time and step count."""
+    c, *finer = (runs[f"hybrid_{size}"].summary for size in SIZES)
+    for f in finer:
+        assert f["status"] == "completed", f["message"]
+        assert f["t_final"] == pytest.approx(c["t_final"]) and f["steps"] == c["steps"]
