@@ -36,12 +36,16 @@ class StepHooks:
         error_norm: (u, u_pred) -> (error, scale) on owned entries, for the step controller.
         wave: The equation's wave form (a :class:`nhj.hybrid.WaveForm`): an inadmissible
             step is then retaken in it (the hybrid stepper) instead of ending the run.
+        conserve: Called after every accepted sub-step, before the guard: puts the state
+            back on its conserved mass (:class:`nhj.invariants.MassRescale`) and returns
+            the relative correction it made.
     """
 
     guard: Callable[[float], str | None] | None = None
     hint: Callable[[Any, float], str] | None = None
     error_norm: Callable[[np.ndarray, np.ndarray], tuple[float, float]] | None = None
     wave: Any = None
+    conserve: Callable[[], float] | None = None
 
 
 @dataclass(frozen=True)

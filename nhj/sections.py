@@ -492,7 +492,7 @@ class NonlinearSpec:
     tolerance: float = 1e-2
     dt_min: float = 1e-3
     max_iterations: int = 12
-    newton_rtol: float = 1e-8
+    newton_rtol: float = 1e-7
     node_threshold: float = 1e-2
     nodes: str = "hybrid"
 

@@ -333,6 +333,7 @@ def make_stepper(problem: Problem, kind: StepperKind) -> Stepper:
         guard=hooks.guard,
         hint=hooks.hint,
         error_norm=hooks.error_norm,
+        conserve=hooks.conserve,
     )
     if hooks.wave is None:
         return fluid

@@ -157,7 +157,7 @@ class StepControl:
     tolerance: float | None = 1e-2
     dt_min: float = 1e-3
     growth: float = 2.0
-    newton_rtol: float = 1e-8
+    newton_rtol: float = 1e-7
     max_iterations: int = 12
 
 
@@ -202,10 +202,11 @@ class AdaptiveStepper:
         hint: Callable[[Any, float], str] | None = None,
         error_norm: Callable[[np.ndarray, np.ndarray], tuple[float, float]] | None = None,
         prefix: str = "nhj_newton_",
+        conserve: Callable[[], float] | None = None,
     ) -> None:
         self.u, self.t, self.steps = u, 0.0, 0
         self.control = control or StepControl()
-        self.guard, self.hint = guard, hint
+        self.guard, self.hint, self.conserve = guard, hint, conserve
         self.error_norm = error_norm or max_norm
         space = eq.space
         self.dt_out = float(dt)
@@ -239,6 +240,8 @@ class AdaptiveStepper:
             "dt_min": None,
             "dt_max": None,
         }
+        if conserve is not None:
+            self.stats["mass_correction"] = 0.0  # the largest, relative, per sub-step
         self.last_iterations = 0
 
     columns: tuple[str, ...] = ("newton_iterations", "rejected_steps")
@@ -359,6 +362,9 @@ class AdaptiveStepper:
                         where,
                     )
                 continue
+            if self.conserve is not None:
+                fix = self.conserve()
+                self.stats["mass_correction"] = max(self.stats.get("mass_correction", 0.0), fix)
             message = self.guard(t + h) if self.guard else None
             if message:
                 self.u.x.array[:] = self.history[0].x.array

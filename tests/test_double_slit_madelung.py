@@ -113,14 +113,16 @@ def test_mass_is_continuous_across_switches_and_conserved(runs: dict[str, Result
     left is the rounding of two assembled integrals of ~10⁴ terms (≲ 1e-14, bound 1e-12).
     Over the run it drifts by ≤ 1e-10 (issue 10's bound): tested with w = R_mid, the
     skew-symmetric transport of the implicit midpoint rule vanishes, so ∫R²√g is exact for
-    the solution of each step's system and off only by the Newton remainder (the last
-    update ≤ 1e-8 max R, contracting: its residual is smaller still); Crank–Nicolson keeps
-    ‖ψ‖² to round-off. Neither depends on the mesh.
+    the solution of each step's system and off only by the Newton remainder, which the
+    rescale of R after each sub-step removes (its size, ``mass_correction``, stays below
+    0.8·newton_rtol, tests/test_madelung.py); Crank–Nicolson keeps ‖ψ‖² to round-off.
+    Neither depends on the mesh.
     """
     for size in SIZES:
         s = runs[f"hybrid_{size}"].summary
         assert s["forms"]["mass_jump"] <= 1e-12
         assert s["mass_drift"] <= 1e-10
+        assert s["mass_correction"] < 0.8 * 1e-7  # the default newton_rtol
         if COMM.rank == 0:
             m = runs[f"hybrid_{size}"].column("mass")
             assert np.max(np.abs(m / m[0] - 1)) <= 1e-10

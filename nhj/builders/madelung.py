@@ -48,6 +48,7 @@ from nhj.equations.madelung_nodes import (
 )
 from nhj.exact import GaussianState
 from nhj.hybrid import PhaseSteps
+from nhj.invariants import MassRescale
 from nhj.problem import Equation, Problem, StepHooks
 from nhj.schema import CaseError
 from nhj.sections import Case
@@ -158,6 +159,7 @@ def build(case: Case, msh: Any, metric: Metric) -> Problem:
             hint=advised(guard.explain, node_advice(case), locate),
             error_norm=partial(wavefunction_error, hbar=par.hbar),
             wave=wave_form(case, eq, space, metric),  # nonlinear.nodes = "hybrid"
+            conserve=MassRescale(u0, eq.total(u0), components=[0]),  # R: Newton's remainder
         ),
     )  # fmt: skip
 
