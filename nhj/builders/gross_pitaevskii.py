@@ -25,7 +25,8 @@ from nhj.builders.schrodinger import wave_initial_state
 from nhj.covariant import Metric
 from nhj.equations.gross_pitaevskii import GrossPitaevskii
 from nhj.equations.schrodinger import Schrodinger
-from nhj.problem import Equation, Problem
+from nhj.invariants import MassRescale
+from nhj.problem import Equation, Problem, StepHooks
 from nhj.schema import as_float, check_keys, require
 from nhj.sections import Case
 
@@ -64,6 +65,9 @@ def build(case: Case, msh: Any, metric: Metric) -> Problem:
         fields={"p": linear.density(u0), "S": linear.phase(u0)},
         conserved=("mass", "energy"),
         info={"coupling_g": eq.g},
+        # the midpoint rule keeps ‖ψ‖² exactly for this coupling: ψ ← cψ removes Newton's
+        # remainder, so ‖ψ‖² is round-off whatever newton_rtol is
+        hooks=StepHooks(conserve=MassRescale(u0, linear.norm2(u0), components=[0, 1])),
     )  # fmt: skip
 
 
