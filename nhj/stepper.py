@@ -19,6 +19,7 @@ from dolfinx import fem
 
 from nhj.equations.base import SemiDiscrete
 from nhj.langevin import Ensemble
+from nhj.sections import NonlinearSpec
 from nhj.solvers import ConstantMatrixProblem, NewtonFailure, NewtonSolver, SolverError
 from nhj.timeschemes import get_scheme
 
@@ -154,11 +155,12 @@ class StepControl:
         max_iterations: Newton iterations before a sub-step is rejected.
     """
 
-    tolerance: float | None = 1e-2
-    dt_min: float = 1e-3
+    # the case schema's defaults ([nonlinear], nhj.sections): one place for each value
+    tolerance: float | None = NonlinearSpec.tolerance
+    dt_min: float = NonlinearSpec.dt_min
     growth: float = 2.0
-    newton_rtol: float = 1e-7
-    max_iterations: int = 12
+    newton_rtol: float = NonlinearSpec.newton_rtol
+    max_iterations: int = NonlinearSpec.max_iterations
 
 
 def max_norm(u: np.ndarray, pred: np.ndarray) -> tuple[float, float]:

@@ -30,6 +30,7 @@ from nhj.equations.madelung_nodes import wavefunction_error
 from nhj.meshes import build_mesh
 from nhj.problem import Problem
 from nhj.registry import EQUATIONS
+from nhj.sections import NonlinearSpec
 from nhj.simulation import Every, Outcome, simulate
 
 COMM = MPI.COMM_WORLD
@@ -303,7 +304,7 @@ def drifts(d: dict[str, Any]) -> tuple[float, float, dict[str, Any]]:
 #: ‖δR‖∞ ≤ 0.2·newton_rtol·max R; max R ∫|R| / ∫R² = 2^{d/2} for a Gaussian (≤ 2 in 1D/2D):
 #: |δM|/M ≤ 0.8·newton_rtol. A transport that is not skew-symmetric would add the scheme's
 #: truncation error (dt·h^k, ≫ 1e-8 here) and fail this bound.
-def mass_correction_bound(newton_rtol: float = 1e-7) -> float:
+def mass_correction_bound(newton_rtol: float = NonlinearSpec.newton_rtol) -> float:
     """The bound above, for the default newton_rtol."""
     return 0.8 * newton_rtol
 
