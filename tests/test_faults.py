@@ -169,8 +169,13 @@ def test_kill9_then_resume(
     after = summary(out)
     assert after["status"] == "running"
     meta = json.loads((out / "checkpoint" / "meta.json").read_text())
-    assert after["checkpoint"]["step"] == meta["step"] >= s["checkpoint"]["step"]
-    assert after["checkpoint"]["t"] == meta["t"]
+    # The checkpoint on disk is the record a resume reads; summary.json is written right
+    # after it is in place, so a kill between the two leaves the summary one checkpoint
+    # (checkpoint_every = 50 steps) behind, never ahead (seen once in a fresh-clone run).
+    lag = meta["step"] - after["checkpoint"]["step"]
+    assert lag in (0, 50) and after["checkpoint"]["step"] >= s["checkpoint"]["step"], lag
+    if lag == 0:
+        assert after["checkpoint"]["t"] == meta["t"]
     capsys.readouterr()
     # a resume is bounded like a new run: refused before anything is written
     assert main(["-q", "run", "--resume", str(out), "--max-dofs", "10"]) == 2
