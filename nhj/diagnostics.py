@@ -50,11 +50,19 @@ class ExactError:
     expression of it, e.g. ψ = √p e^{iS/ħ} (3.10) built from (p, S)); with
     ``density`` also ``error_p`` = ‖p − |u_ex|²‖/‖|u_ex|²‖. The exact solution
     provides ``coefficients(t)`` (numbers, placed in a ``fem.Constant`` so that
-    the forms compile once) and ``components(x, C, M)``.
+    the forms compile once) and ``components(x, C, M)``. ``weight`` (UFL, optional)
+    multiplies both integrals, e.g. the indicator of a region both of two runs cover.
     """
 
     def __init__(
-        self, u: Any, state: Any, metric: Metric, degree: int, msh: Any = None, density: Any = None
+        self,
+        u: Any,
+        state: Any,
+        metric: Metric,
+        degree: int,
+        msh: Any = None,
+        density: Any = None,
+        weight: Any = None,
     ) -> None:
         msh = msh if msh is not None else u.function_space.mesh
         self.state, self.comm = state, msh.comm
@@ -64,10 +72,12 @@ class ExactError:
         ex = ufl.as_vector(parts) if len(parts) > 1 else parts[0]
         dx = quadrature(degree)
 
+        w = 1 if weight is None else weight
+
         def relative(a: Any, b: Any) -> tuple[fem.Form, fem.Form]:
             return (
-                fem.form(metric.volume(ufl.inner(a - b, a - b), dx)),
-                fem.form(metric.volume(ufl.inner(b, b), dx)),
+                fem.form(metric.volume(w * ufl.inner(a - b, a - b), dx)),
+                fem.form(metric.volume(w * ufl.inner(b, b), dx)),
             )
 
         self.forms = {"error_l2": relative(u, ex)}

@@ -27,6 +27,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # shared helpers in tests/
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_finished_runs() -> Iterator[None]:
+    """After each module, let its meshes go (nhj/ufl_cache.py): the serial pass builds ~1000
+    problems in one process, and without this it crashed near the end (MPI communicators)."""
+    yield
+    from nhj.ufl_cache import release_ufl_caches
+
+    release_ufl_caches()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Skip serial-only tests when running on several ranks."""
     if MPI.COMM_WORLD.size > 1:

@@ -50,8 +50,10 @@ data for ρ and S on both walls fail at the same time as the open walls. Measure
 integral at quadrature degree 12): it completes on [−14, 14] (min p/max p = e^{−128})
 with h = 0.2 and 0.1, and on [−20, 20] with h = 0.2 and 0.1 but fails at t = 0.96 with
 h = 0.05; it fails at t = 0.76 / 0.72 on [−25, 25] and at 0.60 / 0.60 on [−30, 30] with
-h = 0.2 / 0.1. The limit is the depth, not h (an earlier mass quadrature of degree 6
-put it near e^{−70}). A floor ρ ≥ ρ_min, a
+h = 0.2 / 0.1. The limit is mainly the depth (an earlier mass quadrature of degree 6
+put it near e^{−70}), but near it a finer mesh fails first: on a 2D box whose corners
+reach R/R_max ~ 1e-16 (the coherent flow of benchmarks/madelung_cost.py, to t = 2) 8²
+cells complete at the time error, 16² lose accuracy at t = 1.96. A floor ρ ≥ ρ_min, a
 phase and amplitude diffusion below the floor, an interior penalty on gradient
 jumps and switching the equations off below the floor were tried and did not
 cure it (a floor is a background ε e^{iS} whose interference with the packet's
