@@ -40,6 +40,7 @@ from nhj.exact import GaussianState
 from nhj.registry import build, entry
 from nhj.run import versions
 from nhj.simulation import simulate
+from nhj.ufl_cache import release_ufl_caches
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = (1e-3, 1e-4, 1e-6)
@@ -72,6 +73,7 @@ def nhj_run(base: Any, degree: int, cells: int, scheme: str, dt: float) -> dict[
     (err,) = [m for m in problem.monitors if "error_l2" in m.columns]
     e = err(T)["error_l2"]
     t2 = comm.bcast(time.perf_counter(), root=0)
+    release_ufl_caches()  # ~300 runs in one process: let each run's mesh go (nhj/ufl_cache.py)
     return {
         "wall_s": t2 - t0,
         "error": float(e),

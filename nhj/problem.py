@@ -21,7 +21,7 @@ import numpy as np
 from nhj.covariant import Metric
 from nhj.equations.base import SemiDiscrete
 from nhj.sections import Case
-from nhj.timeschemes import SCHEMES, Rational
+from nhj.timeschemes import SCHEMES
 
 StepperKind = Literal["linear", "adaptive", "particles"]
 
@@ -103,8 +103,8 @@ class Problem:
 
 def schemes_for(kind: StepperKind) -> tuple[str, ...]:
     """The registered schemes a stepper kind can take (one-step schemes for Newton stepping)."""
-    if kind == "adaptive":  # Newton sub-steps need a one-step residual
-        return tuple(n for n, s in SCHEMES.items() if s.steps == 1 and not issubclass(s, Rational))
+    if kind == "adaptive":  # one-step schemes: a residual, or Gauss collocation (collocation.py)
+        return tuple(n for n, s in SCHEMES.items() if s.steps == 1)
     return tuple(SCHEMES)
 
 

@@ -335,6 +335,9 @@ def make_stepper(problem: Problem, kind: StepperKind) -> Stepper:
         error_norm=hooks.error_norm,
         conserve=hooks.conserve,
     )
+    bind = getattr(hooks.guard, "bind_stepper", None)
+    if bind is not None:  # a mass balance that integrates fluxes over each sub-step
+        bind(fluid.substep_states)
     if hooks.wave is None:
         return fluid
     # an inadmissible step is retaken in the equation's wave form (nhj/hybrid.py)

@@ -17,11 +17,12 @@ import numpy as np
 import ufl
 from dolfinx import fem
 
+from nhj.collocation import Collocation
 from nhj.equations.base import SemiDiscrete
 from nhj.langevin import Ensemble
 from nhj.sections import NonlinearSpec
 from nhj.solvers import ConstantMatrixProblem, NewtonFailure, NewtonSolver, SolverError
-from nhj.timeschemes import get_scheme
+from nhj.timeschemes import Rational, get_scheme
 
 
 @dataclass
@@ -221,12 +222,18 @@ class AdaptiveStepper:
         self._previous = fem.Function(space)  # the accepted state before history[0]
         self._jacobian_history = np.zeros_like(self._previous.x.array)
         self._h_previous = 0.0
-        v = ufl.TestFunction(space)
-        F = self.scheme.residual(eq, u, self.history, v, self.dt)
+        # Gauss–Legendre: Newton solves for the s stage values together (nhj/collocation.py)
+        self.stages: Collocation | None = None
+        if isinstance(self.scheme, Rational):
+            self.stages = Collocation(eq, self.scheme.stages, self.history[0], self.dt, bcs)
+            F, unknown, bcs = self.stages.F, self.stages.w, self.stages.bcs
+        else:
+            F = self.scheme.residual(eq, u, self.history, ufl.TestFunction(space), self.dt)
+            unknown = u
         c = self.control
         self.newton = NewtonSolver(
             F,
-            u,
+            unknown,
             bcs,
             prefix,
             petsc_options,
@@ -297,6 +304,15 @@ class AdaptiveStepper:
             self.newton.refactorise_at(state.arrays["jacobian_u"])
             self._jacobian_history = state.arrays["jacobian_history"].copy()
 
+    def substep_states(self) -> list[tuple[float, np.ndarray]]:
+        """The time quadrature of the last sub-step: (weight, state) pairs, Σ weight = 1.
+
+        The Gauss points of a collocation scheme (b_i, U_i), else the midpoint (local arrays).
+        """
+        if self.stages is not None:
+            return self.stages.quadrature()
+        return [(1.0, 0.5 * (self.history[0].x.array + self.u.x.array))]
+
     def _predict(self, h: float) -> np.ndarray | None:
         """Linear extrapolation of the last two accepted states to t + h (None at the start)."""
         if self._h_previous == 0.0:
@@ -315,11 +331,15 @@ class AdaptiveStepper:
             self.newton.stale = True  # the Jacobian has mass/h in it
         pred = self._predict(h)
         self.u.x.array[:] = self.history[0].x.array if pred is None else pred
+        if self.stages is not None:
+            self.stages.guess(self.u.x.array)
         before = self.newton.factorisations
         try:
             self.newton.solve()
         finally:  # a failed solve's iterations were paid for too
             self.last_iterations += self.newton.iterations
+        if self.stages is not None:
+            self.stages.update(self.u)
         if self.newton.factorisations != before:  # J was refactorised at this uⁿ
             self._jacobian_history = self.history[0].x.array.copy()
         if self.control.tolerance is None or pred is None:

@@ -115,10 +115,12 @@ class BDF2(TimeScheme):
 
 
 class Rational(TimeScheme):
-    """A scheme for linear, autonomous equations applied as a rational map uⁿ⁺¹ = R(dt L) uⁿ.
+    """An s-stage Gauss–Legendre scheme, applied without a one-state residual.
 
-    It has no residual form: :class:`nhj.propagators.RationalStepper` applies it
-    by partial fractions (one factorised solve per root of R's denominator).
+    For linear, autonomous equations it is the rational map uⁿ⁺¹ = R(dt L) uⁿ, which
+    :class:`nhj.propagators.RationalStepper` applies by partial fractions (one
+    factorised solve per root of R's denominator); for the Newton-stepped equations
+    :class:`nhj.collocation.Collocation` solves its s stages together.
 
     Attributes:
         stages: s of the s-stage Gauss–Legendre method, R the (s, s) Padé approximant.

@@ -332,10 +332,6 @@ BAD = {
         {"discretisation": {"scheme": "bdf2"}},
         "discretisation.scheme: gross_pitaevskii needs a one-step scheme",
     ),
-    "rational scheme": (
-        {"discretisation": {"scheme": "gauss2"}},
-        "discretisation.scheme: gross_pitaevskii needs a one-step scheme",
-    ),
 }
 
 

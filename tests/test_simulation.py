@@ -27,7 +27,7 @@ from nhj.problem import Problem, schemes_for
 from nhj.registry import EQUATIONS, build
 from nhj.simulation import Every, Simulation, Stop, make_stepper
 from nhj.stepper import AdaptiveStepper, StepControl, StepFailure
-from nhj.timeschemes import SCHEMES
+from nhj.timeschemes import SCHEMES, Rational
 
 COMM = MPI.COMM_WORLD
 
@@ -409,7 +409,15 @@ def test_state_round_trip(kind: str) -> None:
 # B4 every scheme the nonlinear stepper allows, at its declared order
 
 
-@pytest.mark.parametrize("scheme", schemes_for("adaptive"))
+#: The residual schemes; the Gauss collocation schemes' orders are in tests/test_collocation.py,
+#: on a flow without space error: here the P2 interpolation error of ψ₀ sits in modes of
+#: ω ≈ 180 that no A-stable, non-L-stable scheme damps, and at order 4 and 6 their
+#: dt-independent share (measured: differences of 1e-9 growing, not shrinking, with dt)
+#: hides the C dt^{2s} of the resolved modes at every dt ≥ 1/ω.
+RESIDUAL = tuple(n for n in schemes_for("adaptive") if not issubclass(SCHEMES[n], Rational))
+
+
+@pytest.mark.parametrize("scheme", RESIDUAL)
 def test_adaptive_scheme_order(scheme: str) -> None:
     """Uniform Newton steps (no error control) of the Madelung packet to t = 0.4 at dt = 0.1,
     0.05, 0.025; the order from the differences of successive ψ = R e^{iS/ħ} (Richardson:

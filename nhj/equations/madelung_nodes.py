@@ -11,6 +11,7 @@ that runs after every accepted sub-step.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from mpi4py import MPI
@@ -66,12 +67,12 @@ class MassProjection:
     exact symmetry; this keeps ∫p√g on its balance to round-off while the
     midpoint rule alone drifts by O(h²) (:mod:`nhj.equations.madelung_log`).
     The target M* is the initial mass less what (3.7) carried out through the
-    open walls: M* ← M* − h ∮p γ g⁻¹∇S·n √g ds at the midpoint of the sub-step
-    (the same quadrature in time as the scheme). Called as the stepper's guard,
-    it never stops the run: e^ρ has no node. A run resumed from a checkpoint
-    (built from u₀, then handed its state) is recognised at the first call by a
-    mass off the initial one by more than ``RESUMED`` (far above one sub-step's
-    drift): from there its own mass is the target.
+    open walls: M* ← M* − h ∮p γ g⁻¹∇S·n √g ds with the scheme's quadrature in time
+    over the sub-step (its midpoint, or the Gauss points of a collocation scheme).
+    Called as the stepper's guard, it never stops the run: e^ρ has no node. A run
+    resumed from a checkpoint (built from u₀, then handed its state) is recognised at
+    the first call by a mass off the initial one by more than ``RESUMED`` (far above
+    one sub-step's drift): from there its own mass is the target.
 
     Attributes:
         target: M*, the mass the state is projected to.
@@ -84,6 +85,17 @@ class MassProjection:
         self.target, self.outflow = self.mass(), 0.0
         self.previous = u.x.array.copy()
         self.t_previous: float | None = None
+        # the time quadrature of the outflux over a sub-step: the stepper's own (bind_stepper)
+        self.states: Callable[[], list[tuple[float, np.ndarray]]] | None = None
+
+    def bind_stepper(self, states: Callable[[], list[tuple[float, np.ndarray]]]) -> None:
+        """Integrate the outflux with the stepper's quadrature of its last sub-step.
+
+        ``states()`` gives weights and states (Σ w = 1): the midpoint for the midpoint
+        rule, the Gauss points of a collocation scheme, whose order a midpoint flux would
+        cap at 2.
+        """
+        self.states = states
 
     def _assemble(self, form: Any) -> float:
         comm = self.u.function_space.mesh.comm
@@ -100,8 +112,12 @@ class MassProjection:
             # a run resumed after mass left: its own mass is the target from here on
             self.target, self.previous[:], self.t_previous = M, self.u.x.array, t
             return None
-        self.mid.x.array[:] = 0.5 * (self.previous + self.u.x.array)
-        out = (t - (self.t_previous or 0.0)) * self._assemble(self.outflux)
+        nodes = self.states() if self.states else [(1.0, 0.5 * (self.previous + self.u.x.array))]
+        flux = 0.0
+        for weight, state in nodes:
+            self.mid.x.array[:] = state
+            flux += weight * self._assemble(self.outflux)
+        out = (t - (self.t_previous or 0.0)) * flux
         self.target -= out
         self.outflow += out
         self.u.x.array.reshape(-1, 2)[:, 0] += 0.5 * float(np.log(self.target / M))
