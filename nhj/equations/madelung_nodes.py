@@ -83,7 +83,6 @@ class MassProjection:
         self.u, self.mid = u, mid  # outflux is a form in mid
         self.total, self.outflux = fem.form(total), fem.form(outflux)
         self.target, self.outflow = self.mass(), 0.0
-        self.previous = u.x.array.copy()
         self.t_previous: float | None = None
         # the time quadrature of the outflux over a sub-step: the stepper's own (bind_stepper)
         self.states: Callable[[], list[tuple[float, np.ndarray]]] | None = None
@@ -110,18 +109,18 @@ class MassProjection:
         M = self.mass()
         if self.t_previous is None and abs(M / self.target - 1) > RESUMED:
             # a run resumed after mass left: its own mass is the target from here on
-            self.target, self.previous[:], self.t_previous = M, self.u.x.array, t
+            self.target, self.t_previous = M, t
             return None
-        nodes = self.states() if self.states else [(1.0, 0.5 * (self.previous + self.u.x.array))]
+        if self.states is None:  # the quadrature is the stepper's decision, not repeated here
+            raise RuntimeError("MassProjection needs bind_stepper (nhj.simulation.make_stepper)")
         flux = 0.0
-        for weight, state in nodes:
+        for weight, state in self.states():
             self.mid.x.array[:] = state
             flux += weight * self._assemble(self.outflux)
         out = (t - (self.t_previous or 0.0)) * flux
         self.target -= out
         self.outflow += out
         self.u.x.array.reshape(-1, 2)[:, 0] += 0.5 * float(np.log(self.target / M))
-        self.previous[:] = self.u.x.array  # owned and ghosts were shifted alike: no scatter
         self.t_previous = t
         return None
 

@@ -83,7 +83,10 @@ def _dir_parser(what: str, text: str) -> argparse.ArgumentParser:
 
 
 def _error(where: str, e: CaseError) -> int:
-    print(f"nhj: error: {where}{e}", file=sys.stderr)
+    from mpi4py import MPI
+
+    if MPI.COMM_WORLD.rank == 0:  # under mpirun (refused) the line comes once, not per rank
+        print(f"nhj: error: {where}{e}", file=sys.stderr)
     return EXIT_INPUT
 
 
