@@ -72,6 +72,8 @@ class Problem:
         semidiscrete: Its labelled pieces (None for particles).
         fields: Output fields, name → UFL expression of ``u0``.
         conserved: Functionals whose relative drift the summary reports.
+        balances: For a conserved functional, the monitor columns added to it before its
+            drift is taken: what left through open walls (``{"mass": ("outflow",)}``).
         monitors: Further diagnostics per output step (each has ``columns``
             and returns a dict of them when called with t).
         info: Static facts for the summary.
@@ -90,6 +92,7 @@ class Problem:
     fields: dict[str, Any]
     conserved: tuple[str, ...]
     monitors: list[Any] = field(default_factory=list)
+    balances: dict[str, tuple[str, ...]] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     hooks: StepHooks = field(default_factory=StepHooks)
     particles: Particles | None = None

@@ -286,6 +286,9 @@ class AdaptiveStepper:
             arrays["jacobian_u"] = n.jacobian_at.copy()
             arrays["jacobian_history"] = self._jacobian_history.copy()
             extra["jacobian"] = {"h": float(self.dt.value)}
+        guard_state = getattr(self.guard, "get_state", None)
+        if guard_state is not None:  # a guard that keeps a balance (MassProjection)
+            extra["guard"] = guard_state()
         return StepperState(self.t, self.steps, arrays, extra)
 
     def set_state(self, state: StepperState) -> None:
@@ -297,6 +300,8 @@ class AdaptiveStepper:
         self.newton.factorisations = int(self.stats.get("factorisations") or 0)
         self.t, self.steps = state.t, state.steps
         self.newton.stale = True
+        if "guard" in state.extra:
+            self.guard.set_state(state.extra["guard"])  # type: ignore[union-attr]
         jac = state.extra.get("jacobian")
         if jac is not None:  # rebuild the lagged Jacobian the interrupted run was using
             self.history[0].x.array[:] = state.arrays["jacobian_history"]

@@ -117,6 +117,7 @@ SMALL: dict[str, dict[str, Any]] = {
         "mesh": {"cells": [16, 16]},
         "discretisation": {"t_end": 0.2, "dt": 0.02},
     },
+    "madelung_log_coherent_2d": {"mesh": {"size": 1.0}, "discretisation": {"t_end": 0.2}},
     "neural_hj_anisotropic_2d": {
         "mesh": {"cells": [16, 16]},
         "discretisation": {"t_end": 0.2, "dt": 0.02},
@@ -176,6 +177,10 @@ ENERGY_DRIFT: dict[str, float] = {
     # (measured 1.9e-15): the default 1e-8.
     "madelung_collision_1d": 1e-6,
     "madelung_coherent_2d": 2e-4,
+    # open walls: the energy that (3.7)-(3.8) carry out of the support domain, 2.1110769e-6 to
+    # t = 0.2 at dt, dt/2 and dt/4 (gauss2, 8 digits alike: not a time error; the mass that
+    # leaves is in the balance, ~1e-15); implicit Euler at dt: 5.8e-3. √(2.1e-6·5.8e-3).
+    "madelung_log_coherent_2d": 1.1e-4,
     "madelung_double_slit_2d": 1.3e-4,
     "neural_hj_anisotropic_2d": 5e-4,
     "neural_hj_fisher_metric": 3e-3,

@@ -125,3 +125,11 @@ def test_log_form_on_the_support_is_mesh_independent(geo: Path) -> None:
     box = replace(base.mesh, lower=(-4.5, -3.75), upper=(5.25, 3.75), cells=(16, 16))
     _, _, on_box = final_error(replace(base, mesh=box))
     assert on_box > 1000 * e[1.0, 0.04], (on_box, e)
+
+
+def test_the_shipped_support_domain_is_current() -> None:
+    """meshes/coherent_support.geo is support_geo of the case that uses it (not a stale copy)."""
+    case = load_case(ROOT / "cases" / "madelung_log_coherent_2d.toml")
+    assert case.mesh.file == ROOT / "meshes" / "coherent_support.geo"
+    shipped = case.mesh.file.read_text()
+    assert shipped.endswith(support_geo(gaussian_state(case), case.discretisation.t_end))

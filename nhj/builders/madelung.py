@@ -42,6 +42,7 @@ from nhj.equations.madelung_log import MadelungLog
 from nhj.equations.madelung_nodes import (
     MassProjection,
     NodeGuard,
+    Outflow,
     log_hint,
     log_wavefunction_error,
     wavefunction_error,
@@ -179,11 +180,13 @@ def build_log(case: Case, msh: Any, metric: Metric, space: Any, eq: MadelungLog)
         )
     mid = fem.Function(space)  # the midpoint of a sub-step, for the outflux
     projection = MassProjection(u0, eq.total(u0), eq.outflow(mid), mid)
+    monitors.append(Outflow(projection))
     return Problem(
         case, msh, metric, space, u0, [], eq, eq.semidiscrete(space),
         fields={"p": eq.density(u0), "S": u0[1], "velocity": eq.velocity(u0)},
         conserved=("mass", "energy"),
         monitors=monitors,
+        balances={"mass": ("outflow",)},  # open walls: ∫p√g + what left is conserved
         info={
             "alpha": noise.alpha if noise.kappa is None else None,
             "vacuum_nu": 0.0,
