@@ -52,13 +52,17 @@ with h = 0.2 and 0.1, and on [−20, 20] with h = 0.2 and 0.1 but fails at t = 0
 h = 0.05; it fails at t = 0.76 / 0.72 on [−25, 25] and at 0.60 / 0.60 on [−30, 30] with
 h = 0.2 / 0.1. The limit is mainly the depth (an earlier mass quadrature of degree 6
 put it near e^{−70}), but near it a finer mesh fails first: on a 2D box whose corners
-reach R/R_max ~ 1e-16 (the coherent flow of benchmarks/madelung_cost.py, to t = 2) 8²
-cells complete at the time error, 16² lose accuracy at t = 1.96. A floor ρ ≥ ρ_min, a
-phase and amplitude diffusion below the floor, an interior penalty on gradient
-jumps and switching the equations off below the floor were tried and did not
-cure it (a floor is a background ε e^{iS} whose interference with the packet's
-tail makes nodes). Use this form on a domain fitted to the support, where the
-open walls let the packet out; ``vacuum.amplitude = "sqrt"`` is the default.
+reach R/R_max = 2e-14 (the coherent flow of benchmarks/madelung_cost.py, to t = 2) 8²
+cells end at 6e-4 and 16² lose accuracy at t = 1.96, while on the union of the packet's
+level sets p/max p = 1e-6 (:mod:`nhj.support`, no corners, R/R_max ≥ 4.6e-9) the error is
+the time scheme's on every mesh (the 1D intervals above, as deep, have no corners;
+whether depth or the corner's geometry is what breaks the box is not separated). A
+floor ρ ≥ ρ_min, a phase and amplitude diffusion below the floor, an interior penalty
+on gradient jumps and switching the equations off below the floor were tried and did
+not cure it (a floor is a background ε e^{iS} whose interference with the packet's tail
+makes nodes). Use this form on a domain fitted to the support (for a Gaussian state
+:func:`nhj.support.support_geo`), where the open walls let the packet out;
+``vacuum.amplitude = "sqrt"`` is the default.
 
 Conversions. :func:`nhj.equations.madelung.amplitude_phase` (UFL) and
 :func:`nhj.equations.madelung.to_amplitude_phase` / ``from_amplitude_phase``
