@@ -446,12 +446,14 @@ class HybridStepper:
                 self.resolved = max(RESOLVED, 2.0 * self.worst_edge(z0, self.tau_fluid)[0])
             start = self.u.x.array.copy()
             f = self.fluid
+            balance = f.guard_state()  # the log form's mass balance moves with u
             f.t, f.steps = self.t, self.steps
             try:
                 f.advance()
             except SolverError as e:  # the node guard, Newton, the step controller
                 self._iterations = f.last_iterations
                 self.u.x.array[:] = start  # the last accepted output step, not a sub-step
+                f.set_guard_state(balance)
                 self.to_wave(str(e))
             else:
                 self._iterations = f.last_iterations
@@ -464,6 +466,7 @@ class HybridStepper:
                     self.since += 1
                     return
                 self.u.x.array[:] = start
+                f.set_guard_state(balance)
                 self.to_wave(
                     f"S unresolved (streams meeting, or a node forming) near x = {where} at "
                     f"t = {f.t:.6g} (grad S turns by {bend:.2f} hbar across one dof spacing, "

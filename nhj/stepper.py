@@ -286,10 +286,24 @@ class AdaptiveStepper:
             arrays["jacobian_u"] = n.jacobian_at.copy()
             arrays["jacobian_history"] = self._jacobian_history.copy()
             extra["jacobian"] = {"h": float(self.dt.value)}
-        guard_state = getattr(self.guard, "get_state", None)
-        if guard_state is not None:  # a guard that keeps a balance (MassProjection)
-            extra["guard"] = guard_state()
+        guard = self.guard_state()
+        if guard is not None:
+            extra["guard"] = guard
         return StepperState(self.t, self.steps, arrays, extra)
+
+    def guard_state(self) -> dict[str, Any] | None:
+        """The state of a guard that keeps a balance (MassProjection), else None.
+
+        It changes with every accepted sub-step, so whoever rolls u back (a checkpoint, the
+        hybrid retaking an output step) rolls this back with it.
+        """
+        get = getattr(self.guard, "get_state", None)
+        return get() if get is not None else None
+
+    def set_guard_state(self, state: dict[str, Any] | None) -> None:
+        """Put back what :meth:`guard_state` returned."""
+        if state is not None:
+            self.guard.set_state(state)  # type: ignore[union-attr]
 
     def set_state(self, state: StepperState) -> None:
         """Continue from ``state``; the Jacobian is refactorised at the next solve."""
@@ -300,8 +314,7 @@ class AdaptiveStepper:
         self.newton.factorisations = int(self.stats.get("factorisations") or 0)
         self.t, self.steps = state.t, state.steps
         self.newton.stale = True
-        if "guard" in state.extra:
-            self.guard.set_state(state.extra["guard"])  # type: ignore[union-attr]
+        self.set_guard_state(state.extra.get("guard"))
         jac = state.extra.get("jacobian")
         if jac is not None:  # rebuild the lagged Jacobian the interrupted run was using
             self.history[0].x.array[:] = state.arrays["jacobian_history"]
