@@ -222,6 +222,7 @@ class AdaptiveStepper:
         self._previous = fem.Function(space)  # the accepted state before history[0]
         self._jacobian_history = np.zeros_like(self._previous.x.array)
         self._h_previous = 0.0
+        self._stages_previous: np.ndarray | None = None  # that sub-step's stage values
         # Gauss–Legendre: Newton solves for the s stage values together (nhj/collocation.py)
         self.stages: Collocation | None = None
         if isinstance(self.scheme, Rational):
@@ -275,6 +276,8 @@ class AdaptiveStepper:
         (identical diagnostics, not merely equal to the Newton tolerance).
         """
         arrays = {"u": self.u.x.array.copy(), "previous": self._previous.x.array.copy()}
+        if self._stages_previous is not None:
+            arrays.update(self._as_dof_arrays("previous_stage", self._stages_previous))
         extra: dict[str, Any] = {
             "h": self.h,
             "h_previous": self._h_previous,
@@ -283,13 +286,27 @@ class AdaptiveStepper:
         }
         n = self.newton
         if n.jacobian_at is not None and not n.stale:
-            arrays["jacobian_u"] = n.jacobian_at.copy()
+            arrays.update(self._as_dof_arrays("jacobian_u", n.jacobian_at))
             arrays["jacobian_history"] = self._jacobian_history.copy()
             extra["jacobian"] = {"h": float(self.dt.value)}
         guard = self.guard_state()
         if guard is not None:
             extra["guard"] = guard
         return StepperState(self.t, self.steps, arrays, extra)
+
+    def _as_dof_arrays(self, name: str, a: np.ndarray) -> dict[str, np.ndarray]:
+        """``a`` as arrays a checkpoint maps like u (one per stage for a stage vector)."""
+        if self.stages is None:  # Newton's unknown is u itself
+            return {name: a.copy()}
+        staged = a.reshape(-1, self.stages.s, self.stages.bs)
+        return {f"{name}_{i}": staged[:, i].ravel().copy() for i in range(self.stages.s)}
+
+    def _from_dof_arrays(self, name: str, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The stage array (nodes, s, bs) of :meth:`_as_dof_arrays`."""
+        assert self.stages is not None
+        bs = self.stages.bs
+        parts = [arrays[f"{name}_{i}"].reshape(-1, bs) for i in range(self.stages.s)]
+        return np.stack(parts, axis=1)
 
     def guard_state(self) -> dict[str, Any] | None:
         """The state of a guard that keeps a balance (MassProjection), else None.
@@ -309,6 +326,9 @@ class AdaptiveStepper:
         """Continue from ``state``; the Jacobian is refactorised at the next solve."""
         self.u.x.array[:] = state.arrays["u"]
         self._previous.x.array[:] = state.arrays["previous"]
+        self._stages_previous = None
+        if self.stages is not None and "previous_stage_0" in state.arrays:
+            self._stages_previous = self._from_dof_arrays("previous_stage", state.arrays)
         self.h, self._h_previous = state.extra["h"], state.extra["h_previous"]
         self.stats = dict(state.extra["stats"])
         self.newton.factorisations = int(self.stats.get("factorisations") or 0)
@@ -319,7 +339,11 @@ class AdaptiveStepper:
         if jac is not None:  # rebuild the lagged Jacobian the interrupted run was using
             self.history[0].x.array[:] = state.arrays["jacobian_history"]
             self.dt.value = jac["h"]  # type: ignore[assignment]  # a scalar Constant takes a float
-            self.newton.refactorise_at(state.arrays["jacobian_u"])
+            if self.stages is None:
+                at = state.arrays["jacobian_u"]
+            else:  # Newton's unknown is the stage vector
+                at = self._from_dof_arrays("jacobian_u", state.arrays).ravel()
+            self.newton.refactorise_at(at)
             self._jacobian_history = state.arrays["jacobian_history"].copy()
 
     def substep_states(self) -> list[tuple[float, np.ndarray]]:
@@ -331,25 +355,41 @@ class AdaptiveStepper:
             return self.stages.quadrature()
         return [(1.0, 0.5 * (self.history[0].x.array + self.u.x.array))]
 
+    @property
+    def order(self) -> int:
+        """The order in h of the error estimate ‖u − u_pred‖.
+
+        s + 1 for s Gauss stages (their polynomial extrapolated), 2 for the midpoint rule
+        (a line through two states).
+        """
+        return 2 if self.stages is None else self.stages.s + 1
+
     def _predict(self, h: float) -> np.ndarray | None:
-        """Linear extrapolation of the last two accepted states to t + h (None at the start)."""
+        """u at t + h extrapolated from the last accepted sub-step (None at the start).
+
+        A collocation scheme also sets its stages' starting values (:meth:`Collocation.predict`).
+        """
         if self._h_previous == 0.0:
             return None
         un = self.history[0].x.array
-        return un + (h / self._h_previous) * (un - self._previous.x.array)
+        if self.stages is None or self._stages_previous is None:
+            return un + (h / self._h_previous) * (un - self._previous.x.array)
+        p = self.stages.predict(self._previous.x.array, self._stages_previous, h / self._h_previous)
+        self.stages.set_stages(p[:, :-1])
+        return p[:, -1].ravel()
 
     def _substep(self, h: float) -> float:
         """Try one sub-step of size h from history[0]; returns the error / tolerance.
 
         Newton starts from the extrapolated state, and the distance of the
-        converged state from that prediction, O(h²), is the error estimate.
+        converged state from that prediction, O(h^order), is the error estimate.
         """
         if h != float(self.dt.value):
             self.dt.value = h  # type: ignore[assignment]  # a scalar Constant takes a float
             self.newton.stale = True  # the Jacobian has mass/h in it
         pred = self._predict(h)
         self.u.x.array[:] = self.history[0].x.array if pred is None else pred
-        if self.stages is not None:
+        if self.stages is not None and (pred is None or self._stages_previous is None):
             self.stages.guess(self.u.x.array)
         before = self.newton.factorisations
         try:
@@ -390,7 +430,7 @@ class AdaptiveStepper:
             if err > 1.0:
                 self.stats["rejected"] += 1
                 self.u.x.array[:] = self.history[0].x.array
-                shrink = 0.5 if failure else max(0.2, 0.9 * err**-0.5)
+                shrink = 0.5 if failure else max(0.2, 0.9 * err ** (-1.0 / self.order))
                 self.h = h * shrink
                 if self.h < c.dt_min * self.dt_out:
                     why = failure if failure else f"error estimate {err:.3g} × tolerance"
@@ -411,11 +451,13 @@ class AdaptiveStepper:
                 raise StepFailure(message)
             self._previous.x.array[:] = self.history[0].x.array
             self._h_previous = h
+            if self.stages is not None:
+                self._stages_previous = self.stages.stage_values()
             t += h
             self.stats["accepted"] += 1
             self.stats["dt_min"] = min(self.stats["dt_min"] or h, h)
             self.stats["dt_max"] = max(self.stats["dt_max"] or h, h)
-            grow = c.growth if err == 0 else min(c.growth, 0.9 * err**-0.5)
+            grow = c.growth if err == 0 else min(c.growth, 0.9 * err ** (-1.0 / self.order))
             self.h = min(self.dt_out, h * max(1.0, grow)) if err < 0.5 else h
         self.stats["newton_iterations"] += self.last_iterations
         self.stats["factorisations"] = self.newton.factorisations
