@@ -66,7 +66,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -85,7 +84,6 @@ from nhj.diagnostics import ExactError
 from nhj.registry import build, entry
 from nhj.run import versions
 from nhj.simulation import Simulation, Stop, make_stepper
-from nhj.support import support_geo
 from nhj.ufl_cache import release_ufl_caches
 from nhj.verify.spec import load_verify_case
 
@@ -155,21 +153,9 @@ def on_box(case: Any, box: Box) -> Any:
     return replace(case, mesh=replace(case.mesh, lower=box[0], upper=box[1]))
 
 
-def support_domain(base: Any, t_end: float, comm: MPI.Comm) -> Path:
-    """The .geo of the flow's support over [0, t_end] (nhj/support.py), in a temporary
-    directory (rank 0 writes it; every rank gets its path).
-    """
-    path = None
-    if comm.rank == 0:
-        path = Path(tempfile.mkdtemp(prefix="nhj-support-")) / "support.geo"
-        path.write_text(support_geo(gaussian_state(base), t_end))
-    path = comm.bcast(path, root=0)
-    comm.barrier()
-    return path
-
-
-def on_support(case: Any, geo: Path, h: float) -> Any:
-    mesh = replace(case.mesh, type="gmsh", file=geo, size=h, lower=(), upper=(), cells=())
+def on_support(case: Any, h: float) -> Any:
+    """``case`` on its support domain (``mesh.type = "support"``, nhj/support.py) at size h."""
+    mesh = replace(case.mesh, type="support", size=h, tail=FIT_TAIL, lower=(), upper=(), cells=())
     return replace(case, mesh=mesh)
 
 
@@ -234,7 +220,7 @@ def run(case: Any, comm: MPI.Comm, region: Box, steps: int | None = None) -> dic
         "equation": case.equation,
         "degree": disc.degree,
         "cells": case.mesh.cells[0] if case.mesh.cells else None,
-        "domain": "support" if case.mesh.type == "gmsh" else "box",
+        "domain": case.mesh.type if case.mesh.type == "support" else "box",
         "mesh_size": case.mesh.size,
         "scheme": disc.scheme,
         "dt": disc.dt_used,
@@ -268,8 +254,8 @@ class Runner:
     def __call__(self, case: Any) -> dict[str, Any]:
         d = case.discretisation
         m = case.mesh
-        key = (case.equation, d.degree, m.cells, m.lower, m.upper, m.file, m.size, d.scheme,
-               case.vacuum)  # fmt: skip
+        key = (case.equation, d.degree, m.type, m.cells, m.lower, m.upper, m.file, m.size,
+               d.scheme, case.vacuum)  # fmt: skip
         if key not in self.warm:
             self.warm.add(key)
             self.warmup_s += run(case, self.comm, self.region, steps=1)["wall_s"]
@@ -403,11 +389,10 @@ def flow(name: str, spec: Flow, quick: bool, comm: MPI.Comm) -> dict[str, Any]:
         ]
     )
     if spec.support_h:  # the log form without the box's deep corners (nhj/support.py)
-        geo = support_domain(base, t_end, comm)
         for i, h in enumerate(spec.support_h[:1] if quick else spec.support_h):
             for k in (4, 8) if i == 0 and not quick else (4,):
                 c = variant(log, base.equation, d.degree, 1, "gauss2", k * d.dt, t_end)
-                madelung.append(runner(on_support(c, geo, h)))
+                madelung.append(runner(on_support(c, h)))
     done = [m for m in madelung if m["status"] == "completed"]
     # the ladder chases the box rows' best error; a support row below it is matched against
     # the ladder's most accurate run (an upper bound), which keeps the search as long as it was

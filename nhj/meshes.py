@@ -49,7 +49,15 @@ from nhj.schema import (
 MESH_DIR = Path(__file__).resolve().parents[1] / "meshes"
 """Shipped ``.geo`` files, the second place a relative ``mesh.file`` is looked up."""
 
-TYPES: dict[str, int | None] = {"interval": 1, "rectangle": 2, "box": 3, "gmsh": None}
+TYPES: dict[str, int | None] = {
+    "interval": 1,
+    "rectangle": 2,
+    "box": 3,
+    "gmsh": None,
+    "support": 2,  # nhj.support: the sweep of the case's Gaussian state, meshed by gmsh
+}
+#: mesh.tail of type "support": p/max p on its boundary, within these bounds.
+TAIL_RANGE = (1e-14, 1e-2)
 CELLS: dict[str, dict[str, mesh.CellType]] = {
     "interval": {"interval": mesh.CellType.interval},
     "rectangle": {
@@ -83,7 +91,9 @@ class MeshSpec:
     """A validated ``[mesh]`` table.
 
     Attributes:
-        type: ``"interval"``, ``"rectangle"``, ``"box"`` or ``"gmsh"``.
+        type: ``"interval"``, ``"rectangle"``, ``"box"``, ``"gmsh"`` or ``"support"`` (the
+            union of the case's Gaussian level sets p/max p = ``tail`` over the run,
+            :mod:`nhj.support`, meshed by gmsh at ``size``).
         lower: Lower corner of a built-in domain, one entry per dimension.
         upper: Upper corner of a built-in domain, one entry per dimension.
         cells: Cells per direction of a built-in domain, each >= 1.
@@ -97,6 +107,9 @@ class MeshSpec:
         max_seconds: Bound on gmsh's meshing time (gmsh).
         max_dofs: Bound on the degrees of freedom (:func:`dofs_estimate`), checked
             before the mesh is built where it can be, else right after.
+        tail: p/max p on the boundary of a "support" domain.
+        text: The .geo text of a "support" domain (set when the case is built, from its
+            state; never from the case file).
     """
 
     type: str
@@ -111,6 +124,13 @@ class MeshSpec:
     max_elements: int = MAX_ELEMENTS
     max_seconds: float = MAX_SECONDS
     max_dofs: int = MAX_DOFS
+    tail: float = 1e-6
+    text: str | None = None
+
+    @property
+    def is_gmsh(self) -> bool:
+        """Meshed by gmsh: a case's .geo, or a support domain's generated one."""
+        return self.type in ("gmsh", "support")
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any], base_dir: Path) -> MeshSpec:
@@ -132,6 +152,20 @@ class MeshSpec:
         dofs = as_int(table.get("max_dofs", MAX_DOFS), join(SECTION, "max_dofs"), lo=1)
         if kind == "gmsh":
             return replace(cls._gmsh_from_table(table, base_dir, limit), max_dofs=dofs)
+        if kind == "support":
+            allowed = ("type", "size", "tail", "max_elements", "max_seconds", "max_dofs")
+            check_keys(table, allowed, SECTION)
+            lo, hi = TAIL_RANGE
+            size = require(table, "size", SECTION)
+            seconds = table.get("max_seconds", MAX_SECONDS)
+            return cls(
+                "support",
+                size=as_float(size, join(SECTION, "size"), positive=True),
+                tail=as_float(table.get("tail", 1e-6), join(SECTION, "tail"), lo=lo, hi=hi),
+                max_seconds=as_float(seconds, join(SECTION, "max_seconds"), positive=True),
+                max_elements=limit,
+                max_dofs=dofs,
+            )
         keys = ("type", "lower", "upper", "cells", "cell", "max_elements", "max_dofs")
         check_keys(table, keys, SECTION)
         dim = TYPES[kind]
@@ -206,7 +240,7 @@ class MeshSpec:
     @property
     def dim(self) -> int:
         """Dimension of the domain (and of its geometry), i.e. K."""
-        dim = self.gmsh_dim if self.type == "gmsh" else TYPES[self.type]
+        dim = self.gmsh_dim if self.type == "gmsh" else TYPES[self.type]  # support: 2
         assert dim is not None
         return dim
 
@@ -218,7 +252,7 @@ def dofs_estimate(spec: MeshSpec, degree: int, components: int, cells: int | Non
     cells × k^K / K! (a triangle mesh has about half as many vertices as cells, a
     tetrahedral one a sixth). 0 for a gmsh mesh not yet built.
     """
-    if spec.type != "gmsh":
+    if not spec.is_gmsh:
         return components * math.prod(degree * n + 1 for n in spec.cells)
     if cells is None:
         return 0
@@ -333,7 +367,7 @@ def build_mesh(spec: MeshSpec, comm: MPI.Comm) -> mesh.Mesh:
     Raises:
         CaseError: If gmsh cannot read or mesh the ``.geo`` file.
     """
-    if spec.type == "gmsh":
+    if spec.is_gmsh:
         return _gmsh_mesh(spec, comm)
     if spec.type == "interval":
         return mesh.create_interval(
@@ -414,17 +448,26 @@ except Exception as e:
 """
 
 
-def _checked_copy(path: Path, tmp: Path) -> Path:
-    """A copy of the ``.geo`` at ``path`` as checked, in the empty directory ``tmp``.
+def _checked_copy(spec: MeshSpec, tmp: Path) -> Path:
+    """A copy of the ``.geo`` as checked, in the empty directory ``tmp``.
 
     gmsh would also run a ``<name>.geo.opt`` beside the file, and the file may have
     changed since the case was loaded; the copy is the text that check_geo accepted.
+    A support domain's text was generated by nhj and goes through the same check.
     """
-    text = path.read_text(encoding="utf-8", errors="replace")
+    path = geo_name(spec)
+    text = spec.text
+    if text is None:
+        text = path.read_text(encoding="utf-8", errors="replace")
     check_geo(text, path)
     copy = tmp / path.name
     copy.write_text(text, encoding="utf-8")
     return copy
+
+
+def geo_name(spec: MeshSpec) -> Path:
+    """The .geo file of a gmsh mesh, or the name a support domain's text goes by."""
+    return spec.file if spec.file is not None else Path("support.geo")
 
 
 def generate(spec: MeshSpec, tmp: Path) -> Path:
@@ -441,8 +484,11 @@ def generate(spec: MeshSpec, tmp: Path) -> Path:
     Raises:
         CaseError: Past a bound, or if gmsh fails on the file.
     """
-    assert spec.file is not None and spec.size is not None
-    geo, msh = _checked_copy(spec.file, tmp), tmp / "mesh.msh"
+    assert spec.size is not None
+    if spec.type == "support" and spec.text is None:
+        raise ValueError("a support domain's .geo is made from the case (nhj.builders.common)")
+    geo, msh = _checked_copy(spec, tmp), tmp / "mesh.msh"
+    name = geo_name(spec).name
     job = {
         "parameters": {"h": spec.size, **spec.parameters},
         "dim": spec.gmsh_dim,
@@ -451,7 +497,7 @@ def generate(spec: MeshSpec, tmp: Path) -> Path:
         "memory": max(2 << 30, 2048 * spec.max_elements),
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "HYDRA", "MPI"))}
-    field = join(SECTION, "file")
+    field = join(SECTION, "file" if spec.type == "gmsh" else "size")
     try:
         r = subprocess.run(
             [sys.executable, "-I", "-c", _WORKER, str(geo), str(msh), json.dumps(job)],
@@ -464,7 +510,7 @@ def generate(spec: MeshSpec, tmp: Path) -> Path:
     except subprocess.TimeoutExpired:
         raise CaseError(
             join(SECTION, "max_seconds"),
-            f"gmsh did not finish {spec.file.name} within {spec.max_seconds:g} s; "
+            f"gmsh did not finish {name} within {spec.max_seconds:g} s; "
             "increase mesh.size or mesh.max_seconds",
         ) from None
     lines = r.stdout.strip().splitlines()
@@ -477,12 +523,12 @@ def generate(spec: MeshSpec, tmp: Path) -> Path:
         what = "has" if "count" in info else "would have about"
         raise CaseError(
             join(SECTION, "max_elements"),
-            f"the mesh of {spec.file.name} {what} {n:.3g} elements > {spec.max_elements}; "
+            f"the mesh of {name} {what} {n:.3g} elements > {spec.max_elements}; "
             "increase mesh.size or raise mesh.max_elements",
         )
     if r.returncode != 0 or not msh.is_file():
         detail = info.get("error") or (r.stderr.strip().splitlines() or ["killed"])[-1]
-        raise CaseError(field, f"gmsh failed on {spec.file}: {detail}")
+        raise CaseError(field, f"gmsh failed on {spec.file or name}: {detail}")
     return msh
 
 

@@ -18,8 +18,10 @@ For a Gaussian state on a flat metric the level set at time t is the ellipse
 Σ_i (y_i − y_c,i)² / a_i² ≤ 1 with a_i² = log(1/tail) / (2 Im a_i/ħ) (|ψ|² ∝
 exp(−2 Im a (y − y_c)²/ħ), :meth:`nhj.exact.GaussianState.coefficients`); the union
 is sampled at up to ``SAMPLES`` times and meshed by gmsh (OpenCASCADE disks fused into one
-surface, uniform size h). Stdlib and numpy only: the .geo text is the product, and
-it goes through nhj's .geo allow-list like any other.
+surface, uniform size h). A case asks for it with ``mesh.type = "support"`` (``size``,
+``tail``; nhj.builders.common.support_domain makes the text from the case's state). Stdlib
+and numpy only: the .geo text is the product, and it goes through nhj's .geo allow-list
+like any other.
 """
 
 from __future__ import annotations

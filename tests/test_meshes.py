@@ -259,6 +259,12 @@ GMSH = {"type": "gmsh", "file": "disk.geo", "size": 0.5}
         ({**GMSH, "parameters": {"Q": 1.0}}, "mesh.parameters.Q"),
         ({**GMSH, "parameters": {"h": 1.0}}, "mesh.parameters.h"),
         ({**GMSH, "parameters": {"R": "big"}}, "mesh.parameters.R"),
+        ({"type": "support"}, "mesh.size"),
+        ({"type": "support", "size": 0.0}, "mesh.size"),
+        ({"type": "support", "size": 1.0, "tail": 0.5}, "mesh.tail"),
+        ({"type": "support", "size": 1.0, "tail": 0.0}, "mesh.tail"),
+        ({"type": "support", "size": 1.0, "file": "disk.geo"}, "mesh.file"),
+        ({"type": "support", "size": 1.0, "cells": [4, 4]}, "mesh.cells"),
     ],
 )
 def test_bad_specs(table: dict, field: str) -> None:

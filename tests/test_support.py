@@ -44,8 +44,9 @@ def coherent() -> Any:
     )
 
 
-def on_support(case: Any, geo: Path, h: float) -> Any:
-    mesh = replace(case.mesh, type="gmsh", file=geo, size=h, lower=(), upper=(), cells=())
+def on_support(case: Any, h: float) -> Any:
+    """``case`` on ``mesh.type = "support"`` at size h."""
+    mesh = replace(case.mesh, type="support", size=h, lower=(), upper=(), cells=())
     return replace(case, mesh=mesh)
 
 
@@ -101,7 +102,7 @@ def test_the_union_holds_the_sweep(geo: Path) -> None:
 
 
 @pytest.mark.mpi
-def test_log_form_on_the_support_is_mesh_independent(geo: Path) -> None:
+def test_log_form_on_the_support_is_mesh_independent() -> None:
     """The same error on h = 1 and 0.5, order 4 in dt; on the fitted box 16² is the worse mesh.
 
     ρ and S are quadratic and P2 holds them, so on a domain without deep corners the
@@ -116,7 +117,7 @@ def test_log_form_on_the_support_is_mesh_independent(geo: Path) -> None:
     base = coherent()
     e = {}
     for h, dt in ((1.0, 0.04), (0.5, 0.04), (1.0, 0.02)):
-        case = on_support(base, geo, h)
+        case = on_support(base, h)
         case = replace(case, discretisation=replace(case.discretisation, dt=dt))
         status, t, e[h, dt] = final_error(case)
         assert status == "completed" and t == pytest.approx(2.0)
@@ -127,9 +128,33 @@ def test_log_form_on_the_support_is_mesh_independent(geo: Path) -> None:
     assert on_box > 1000 * e[1.0, 0.04], (on_box, e)
 
 
-def test_the_shipped_support_domain_is_current() -> None:
-    """meshes/coherent_support.geo is support_geo of the case that uses it (not a stale copy)."""
-    case = load_case(ROOT / "cases" / "madelung_log_coherent_2d.toml")
-    assert case.mesh.file == ROOT / "meshes" / "coherent_support.geo"
-    shipped = case.mesh.file.read_text()
-    assert shipped.endswith(support_geo(gaussian_state(case), case.discretisation.t_end))
+def test_support_case_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """type = "support" on a state the exact solution does not follow: exit 2, one line.
+
+    An expression p₀ has no level sets to sweep; a quartic V moves the packet where the
+    exact (harmonic) state does not go, so its sweep would be the wrong domain.
+    """
+    from case_helpers import load, merged, write_case
+
+    from nhj.cli import main
+
+    base = merged(load("madelung_log_coherent_2d"), {"discretisation": {"t_end": 0.08}})
+    bad = {
+        "expression": merged(
+            base,
+            {"initial": {"kind": "expression", "p": "exp(-x0**2 - x1**2)", "S": "0",
+                         "center": None, "momentum": None}},
+        ),  # fmt: skip
+        "quartic": merged(base, {"potential": {"omega": None, "V": "x0**4 + x1**4"},
+                                 "initial": {"kind": "gaussian", "width": [0.7, 0.7]}}),
+    }  # fmt: skip
+    for name, d in bad.items():
+        path = write_case(tmp_path, name, d) if COMM.rank == 0 else None
+        path = COMM.bcast(path, root=0)
+        capsys.readouterr()
+        assert main(["-q", "run", str(path), "--out", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err.strip()
+        if COMM.rank == 0:
+            assert len(err.splitlines()) == 1 and "Traceback" not in err, (name, err)
+            assert "mesh.type: 'support' needs a 2D Gaussian state" in err, err
+            assert err.endswith("else use 'gmsh'"), err  # what to do instead, not elided

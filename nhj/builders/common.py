@@ -9,6 +9,7 @@ naming the field. The formulas themselves live in :mod:`nhj.equations`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from mpi4py import MPI
@@ -22,9 +23,10 @@ from nhj.equations.learning import noise_tensor
 from nhj.equations.potentials import effective_potential, harmonic
 from nhj.exact import GaussianState
 from nhj.expressions import to_numpy, to_ufl
-from nhj.meshes import boundary_facets, build_mesh, check_dofs
+from nhj.meshes import MeshSpec, boundary_facets, build_mesh, check_dofs
 from nhj.schema import CaseError
 from nhj.sections import Case, MetricSpec
+from nhj.support import support_geo
 from nhj.tensors import check_spd, coordinate_names, coordinates, flat_frame, tensor_ufl
 
 
@@ -34,12 +36,30 @@ def mesh_and_metric(case: Case, comm: MPI.Comm) -> tuple[Any, Metric]:
     A gmsh mesh's size (mesh.max_dofs), V and an expression loss finite at the mesh
     points, a Gaussian's centre inside the domain: see :func:`check_on_mesh`.
     """
-    msh = build_mesh(case.mesh, comm)
-    if case.mesh.type == "gmsh":
+    msh = build_mesh(support_domain(case) if case.mesh.type == "support" else case.mesh, comm)
+    if case.mesh.is_gmsh:
         cells = msh.topology.index_map(msh.topology.dim).size_global
         check_dofs(case.mesh, case.discretisation.degree, case.equation, cells)
     check_on_mesh(case, msh)
     return msh, make_metric(case.metric, msh, 2 * case.discretisation.degree + 4)
+
+
+def support_domain(case: Case) -> MeshSpec:
+    """The case's ``type = "support"`` mesh with its .geo: the sweep of its Gaussian state.
+
+    The level sets are those of the exact state (nhj/exact.py), so the case must be one
+    that state solves (:func:`gaussian_exact` without output.exact) in Cartesian
+    coordinates (nhj/support.py).
+    """
+    state = gaussian_state(case)
+    solved = case.metric.is_constant and case.potential.V is None and not case.potential.has_loss
+    if state is None or not solved or state.L is not None or state.dim != 2:
+        raise CaseError(
+            "mesh.type",
+            "'support' needs a 2D Gaussian state (kind gaussian/coherent, V harmonic or 0, "
+            "constant diagonal g); else use 'gmsh'",
+        )
+    return replace(case.mesh, text=support_geo(state, case.discretisation.t_end, case.mesh.tail))
 
 
 def check_on_mesh(case: Case, msh: Any) -> None:

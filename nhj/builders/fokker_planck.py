@@ -144,7 +144,7 @@ def density_rules(case: Case) -> None:
             f"{case.equation} takes a density: kind = "
             "'gaussian' (center, width) or 'expression' (p)",
         )
-    if case.langevin is not None and case.mesh.type == "gmsh":
+    if case.langevin is not None and case.mesh.is_gmsh:
         raise CaseError("langevin", "particles need a box domain (interval, rectangle or box mesh)")
 
 

@@ -61,7 +61,7 @@ floor ρ ≥ ρ_min, a phase and amplitude diffusion below the floor, an interio
 on gradient jumps and switching the equations off below the floor were tried and did
 not cure it (a floor is a background ε e^{iS} whose interference with the packet's tail
 makes nodes). Use this form on a domain fitted to the support (for a Gaussian state
-:func:`nhj.support.support_geo`), where the open walls let the packet out;
+``mesh.type = "support"``, :mod:`nhj.support`), where the open walls let the packet out;
 ``vacuum.amplitude = "sqrt"`` is the default.
 
 Conversions. :func:`nhj.equations.madelung.amplitude_phase` (UFL) and

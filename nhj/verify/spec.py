@@ -200,7 +200,7 @@ class VerifySpec:
             f = f"{s}.fit_uncertainty_cells"
             if not fits:
                 raise CaseError(f, "needs hbar_fit or mass_fit among verify.checks")
-            if case.mesh.type == "gmsh":
+            if case.mesh.is_gmsh:
                 raise CaseError(f, "needs a built-in mesh (interval, rectangle, box)")
             n = self.fit_uncertainty_cells
             step_indices(self.times, refined(case, n).discretisation, f"{f} ({n} cells): times")
@@ -210,7 +210,7 @@ class VerifySpec:
                 raise CaseError(
                     f"{s}.refinement", f"needs at least two increasing cell counts, got {list(r)}"
                 )
-            if case.mesh.type == "gmsh":
+            if case.mesh.is_gmsh:
                 raise CaseError(
                     f"{s}.refinement", "needs a built-in mesh (interval, rectangle, box)"
                 )
