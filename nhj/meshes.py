@@ -56,6 +56,9 @@ TYPES: dict[str, int | None] = {
     "gmsh": None,
     "support": 2,  # nhj.support: the sweep of the case's Gaussian state, meshed by gmsh
 }
+#: Largest |coordinate| of a built-in domain: its diameter and cell sizes stay finite in the
+#: forms (1e308 made ν_h = ℓ²(h/ℓ)^{k+1} NaN, a C literal FFCx cannot compile).
+MAX_COORDINATE = 1e12
 #: mesh.tail of type "support": p/max p on its boundary, within these bounds.
 TAIL_RANGE = (1e-14, 1e-2)
 CELLS: dict[str, dict[str, mesh.CellType]] = {
@@ -170,8 +173,9 @@ class MeshSpec:
         check_keys(table, keys, SECTION)
         dim = TYPES[kind]
         assert dim is not None
-        lower = as_floats(require(table, "lower", SECTION), join(SECTION, "lower"), dim)
-        upper = as_floats(require(table, "upper", SECTION), join(SECTION, "upper"), dim)
+        box = {"lo": -MAX_COORDINATE, "hi": MAX_COORDINATE}
+        lower = as_floats(require(table, "lower", SECTION), join(SECTION, "lower"), dim, **box)
+        upper = as_floats(require(table, "upper", SECTION), join(SECTION, "upper"), dim, **box)
         if any(a >= b for a, b in zip(lower, upper, strict=True)):
             raise CaseError(
                 join(SECTION, "upper"),

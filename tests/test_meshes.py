@@ -259,6 +259,8 @@ GMSH = {"type": "gmsh", "file": "disk.geo", "size": 0.5}
         ({**GMSH, "parameters": {"Q": 1.0}}, "mesh.parameters.Q"),
         ({**GMSH, "parameters": {"h": 1.0}}, "mesh.parameters.h"),
         ({**GMSH, "parameters": {"R": "big"}}, "mesh.parameters.R"),
+        ({**RECTANGLE, "upper": [1e308, 1.0]}, "mesh.upper[0]"),
+        ({**RECTANGLE, "lower": [-1e13, 0.0]}, "mesh.lower[0]"),
         ({"type": "support"}, "mesh.size"),
         ({"type": "support", "size": 0.0}, "mesh.size"),
         ({"type": "support", "size": 1.0, "tail": 0.5}, "mesh.tail"),
