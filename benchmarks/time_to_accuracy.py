@@ -58,12 +58,32 @@ T = 1.5
 HALF = 7.0
 
 
-def nhj_run(base: Any, degree: int, cells: int, scheme: str, dt: float) -> dict[str, Any]:
-    """Wall seconds, relative L2 error at T and the profile of one nhj configuration.
+def timed(case: Any) -> dict[str, Any]:
+    """Wall seconds, relative L2 error at T and the profile of one run of ``case``.
 
     ``build_s``: mesh, spaces, forms (JIT from a warm cache), initial state; ``steps_s``: the
-    stepping, the one factorisation included. Collective.
+    stepping, the factorisations included. A run that does not complete has error inf.
+    Collective.
     """
+    comm = MPI.COMM_WORLD
+    comm.barrier()
+    t0 = time.perf_counter()
+    problem = build(case, comm)
+    t1 = time.perf_counter()
+    outcome = simulate(problem, entry(case.equation).stepper)
+    (err,) = [m for m in problem.monitors if "error_l2" in m.columns]
+    e = err(outcome.t)["error_l2"] if outcome.status == "completed" else float("inf")
+    t2 = comm.bcast(time.perf_counter(), root=0)
+    release_ufl_caches()  # ~300 runs in one process: let each run's mesh go (nhj/ufl_cache.py)
+    return {
+        "wall_s": t2 - t0, "error": float(e), "build_s": t1 - t0, "steps_s": t2 - t1,
+        "steps": int(round(T / case.discretisation.dt)), "dofs": problem.dofs,
+        "status": outcome.status,
+    }  # fmt: skip
+
+
+def nhj_run(base: Any, degree: int, cells: int, scheme: str, dt: float) -> dict[str, Any]:
+    """One Schrödinger configuration on [-HALF, HALF]² (:func:`timed`)."""
     from dataclasses import replace
 
     case = replace(
@@ -71,28 +91,11 @@ def nhj_run(base: Any, degree: int, cells: int, scheme: str, dt: float) -> dict[
         mesh=replace(base.mesh, cells=(cells, cells), lower=(-HALF, -HALF), upper=(HALF, HALF)),
         discretisation=replace(base.discretisation, degree=degree, scheme=scheme, dt=dt, t_end=T),
     )
-    comm = MPI.COMM_WORLD
-    comm.barrier()
-    t0 = time.perf_counter()
-    problem = build(case, comm)
-    t1 = time.perf_counter()
-    simulate(problem, entry(case.equation).stepper)
-    (err,) = [m for m in problem.monitors if "error_l2" in m.columns]
-    e = err(T)["error_l2"]
-    t2 = comm.bcast(time.perf_counter(), root=0)
-    release_ufl_caches()  # ~300 runs in one process: let each run's mesh go (nhj/ufl_cache.py)
-    return {
-        "wall_s": t2 - t0,
-        "error": float(e),
-        "build_s": t1 - t0,
-        "steps_s": t2 - t1,
-        "steps": int(round(T / dt)),
-        "dofs": problem.dofs,
-    }
+    return timed(case)
 
 
 def log_madelung_run(base: Any, h: float, scheme: str, dt: float) -> dict[str, Any]:
-    """The same state as Madelung in the log amplitude on the support domain (collective)."""
+    """The same state as Madelung in the log amplitude on the support domain (:func:`timed`)."""
     from dataclasses import replace
 
     mesh = replace(base.mesh, type="support", size=h, lower=(), upper=(), cells=())
@@ -104,20 +107,7 @@ def log_madelung_run(base: Any, h: float, scheme: str, dt: float) -> dict[str, A
         discretisation=disc,
         vacuum=replace(base.vacuum, amplitude="log"),
     )
-    comm = MPI.COMM_WORLD
-    comm.barrier()
-    t0 = time.perf_counter()
-    problem = build(case, comm)
-    t1 = time.perf_counter()
-    outcome = simulate(problem, entry(case.equation).stepper)
-    (err,) = [m for m in problem.monitors if "error_l2" in m.columns]
-    e = err(outcome.t)["error_l2"] if outcome.status == "completed" else float("inf")
-    t2 = comm.bcast(time.perf_counter(), root=0)
-    release_ufl_caches()
-    return {
-        "wall_s": t2 - t0, "error": float(e), "build_s": t1 - t0, "steps_s": t2 - t1,
-        "steps": int(round(T / dt)), "dofs": problem.dofs, "status": outcome.status,
-    }  # fmt: skip
+    return timed(case)
 
 
 def search_log_madelung(base: Any, quick: bool) -> list[dict[str, Any]]:

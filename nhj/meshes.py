@@ -45,6 +45,7 @@ from nhj.schema import (
     join,
     require,
 )
+from nhj.support import TAIL
 
 MESH_DIR = Path(__file__).resolve().parents[1] / "meshes"
 """Shipped ``.geo`` files, the second place a relative ``mesh.file`` is looked up."""
@@ -127,7 +128,7 @@ class MeshSpec:
     max_elements: int = MAX_ELEMENTS
     max_seconds: float = MAX_SECONDS
     max_dofs: int = MAX_DOFS
-    tail: float = 1e-6
+    tail: float = TAIL
     text: str | None = None
 
     @property
@@ -164,7 +165,7 @@ class MeshSpec:
             return cls(
                 "support",
                 size=as_float(size, join(SECTION, "size"), positive=True),
-                tail=as_float(table.get("tail", 1e-6), join(SECTION, "tail"), lo=lo, hi=hi),
+                tail=as_float(table.get("tail", TAIL), join(SECTION, "tail"), lo=lo, hi=hi),
                 max_seconds=as_float(seconds, join(SECTION, "max_seconds"), positive=True),
                 max_elements=limit,
                 max_dofs=dofs,

@@ -364,19 +364,19 @@ class AdaptiveStepper:
         """
         return 2 if self.stages is None else self.stages.s + 1
 
-    def _predict(self, h: float) -> np.ndarray | None:
-        """u at t + h extrapolated from the last accepted sub-step (None at the start).
+    def _predict(self, h: float) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(u, stages) at t + h extrapolated from the last accepted sub-step.
 
-        A collocation scheme also sets its stages' starting values (:meth:`Collocation.predict`).
+        u is None at the start; the stages (:meth:`Collocation.predict`) are None unless a
+        collocation scheme has an accepted sub-step's stage values to extrapolate.
         """
         if self._h_previous == 0.0:
-            return None
+            return None, None
         un = self.history[0].x.array
         if self.stages is None or self._stages_previous is None:
-            return un + (h / self._h_previous) * (un - self._previous.x.array)
+            return un + (h / self._h_previous) * (un - self._previous.x.array), None
         p = self.stages.predict(self._previous.x.array, self._stages_previous, h / self._h_previous)
-        self.stages.set_stages(p[:, :-1])
-        return p[:, -1].ravel()
+        return p[:, -1].ravel(), p[:, :-1]
 
     def _substep(self, h: float) -> float:
         """Try one sub-step of size h from history[0]; returns the error / tolerance.
@@ -387,10 +387,13 @@ class AdaptiveStepper:
         if h != float(self.dt.value):
             self.dt.value = h  # type: ignore[assignment]  # a scalar Constant takes a float
             self.newton.stale = True  # the Jacobian has mass/h in it
-        pred = self._predict(h)
+        pred, stages = self._predict(h)
         self.u.x.array[:] = self.history[0].x.array if pred is None else pred
-        if self.stages is not None and (pred is None or self._stages_previous is None):
-            self.stages.guess(self.u.x.array)
+        if self.stages is not None:
+            if stages is None:
+                self.stages.guess(self.u.x.array)
+            else:
+                self.stages.set_stages(stages)
         before = self.newton.factorisations
         try:
             self.newton.solve()

@@ -48,12 +48,11 @@ def support_domain(case: Case) -> MeshSpec:
     """The case's ``type = "support"`` mesh with its .geo: the sweep of its Gaussian state.
 
     The level sets are those of the exact state (nhj/exact.py), so the case must be one
-    that state solves (:func:`gaussian_exact` without output.exact) in Cartesian
+    that state solves (:func:`gaussian_solves`) in Cartesian
     coordinates (nhj/support.py).
     """
     state = gaussian_state(case)
-    solved = case.metric.is_constant and case.potential.V is None and not case.potential.has_loss
-    if state is None or not solved or state.L is not None or state.dim != 2:
+    if state is None or not gaussian_solves(case) or state.L is not None or state.dim != 2:
         raise CaseError(
             "mesh.type",
             "'support' needs a 2D Gaussian state (kind gaussian/coherent, V harmonic or 0, "
@@ -264,15 +263,19 @@ def gaussian_state(case: Case) -> GaussianState | None:
     )
 
 
-def gaussian_exact(case: Case) -> bool:
-    """Whether the Gaussian state solves the case: V harmonic or 0, g constant, asked for."""
+def gaussian_solves(case: Case) -> bool:
+    """Whether the Gaussian state solves the case: a Gaussian p₀, V harmonic or 0, g constant."""
     return (
         case.initial.kind != "expression"
-        and case.output.exact
         and case.metric.is_constant
         and case.potential.V is None
         and not case.potential.has_loss
     )
+
+
+def gaussian_exact(case: Case) -> bool:
+    """Whether the Gaussian state solves the case and the case asks for it (output.exact)."""
+    return case.output.exact and gaussian_solves(case)
 
 
 def mesh_scales(msh: Any) -> tuple[float, float]:
