@@ -21,7 +21,7 @@ import numpy as np
 from nhj.covariant import Metric
 from nhj.equations.base import SemiDiscrete
 from nhj.sections import Case
-from nhj.timeschemes import SCHEMES
+from nhj.timeschemes import SCHEMES, exact_in_time
 
 StepperKind = Literal["linear", "adaptive", "particles"]
 
@@ -105,10 +105,15 @@ class Problem:
 
 
 def schemes_for(kind: StepperKind) -> tuple[str, ...]:
-    """The registered schemes a stepper kind can take (one-step schemes for Newton stepping)."""
+    """The registered schemes a stepper kind can take (one-step schemes for Newton stepping).
+
+    A scheme exact in time needs the equation's own structure (nhj/separable.py), so it is
+    not among them: an entry names it in ``exact_schemes``.
+    """
+    general = tuple(n for n in SCHEMES if not exact_in_time(n))
     if kind == "adaptive":  # one-step schemes: a residual, or Gauss collocation (collocation.py)
-        return tuple(n for n, s in SCHEMES.items() if s.steps == 1)
-    return tuple(SCHEMES)
+        return tuple(n for n in general if SCHEMES[n].steps == 1)
+    return general
 
 
 def _no_rules(case: Case) -> None:
@@ -136,6 +141,8 @@ class Equation:
         rules: Cross-section checks on the validated case (raise CaseError).
         exact: Whether the case's exact solution applies to this equation.
         required: Optional sections built with defaults even when absent.
+        exact_schemes: Schemes exact in time that the builder supports (it builds what
+            they need, e.g. the 1D factors of a separable operator).
     """
 
     name: str
@@ -148,8 +155,9 @@ class Equation:
     rules: Callable[[Case], None] = _no_rules
     exact: Callable[[Case], bool] = _never
     required: tuple[str, ...] = ()
+    exact_schemes: tuple[str, ...] = ()
 
     @property
     def schemes(self) -> tuple[str, ...]:
         """The schemes a case may name for this equation (from the scheme registry)."""
-        return schemes_for(self.stepper)
+        return schemes_for(self.stepper) + self.exact_schemes

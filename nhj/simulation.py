@@ -35,6 +35,7 @@ from nhj.interrupt import Interrupt
 from nhj.interrupt import name as signal_name
 from nhj.problem import Problem, StepperKind
 from nhj.propagators import RationalStepper
+from nhj.separable import SeparableExponential
 from nhj.solvers import SolverError, preset_options
 from nhj.stepper import (
     AdaptiveStepper,
@@ -44,7 +45,7 @@ from nhj.stepper import (
     StepperState,
     TimeStepper,
 )
-from nhj.timeschemes import Rational, get_scheme
+from nhj.timeschemes import Exponential, Rational, get_scheme
 
 log = logging.getLogger(__name__)
 
@@ -293,8 +294,16 @@ def linear_stepper(
     bcs: list[Any],
     petsc_options: Mapping[str, Any] | None = None,
 ) -> Stepper:
-    """The stepper of a linear equation: a residual scheme, or a Gauss–Legendre propagator."""
+    """The stepper of a linear equation: a residual scheme, or a propagator.
+
+    Gauss–Legendre propagators apply the scheme's rational map; ``exponential`` the exact
+    propagator of a separable operator, whose factors come with ``sd``.
+    """
     s = get_scheme(scheme)
+    if isinstance(s, Exponential):
+        if not sd.factors:
+            raise ValueError("the exponential scheme needs the operator's 1D factors")
+        return SeparableExponential(u, sd.factors, dt)
     if isinstance(s, Rational):
         return RationalStepper(sd, s, u, dt, bcs, petsc_options)
     return TimeStepper(sd, scheme, u, dt, bcs, petsc_options)

@@ -8,6 +8,7 @@ Schemes are small classes in a name-keyed registry; case files name them.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -33,13 +34,13 @@ class TimeScheme(ABC):
 
     Attributes:
         name: Registry key used in case files.
-        order: Formal order of accuracy in dt.
+        order: Formal order of accuracy in dt (inf: exact in time).
         steps: Number of past states the residual needs.
         startup: Name of the scheme that fills the history for the first steps.
     """
 
     name: ClassVar[str]
-    order: ClassVar[int]
+    order: ClassVar[float]
     steps: ClassVar[int] = 1
     startup: ClassVar[str | None] = None
 
@@ -149,3 +150,26 @@ class Gauss3(Rational):
     name = "gauss3"
     order = 6
     stages = 3
+
+
+@register
+class Exponential(TimeScheme):
+    """Exact in time: uⁿ⁺¹ = exp(dt L) uⁿ for a linear, autonomous equation.
+
+    Applied by :class:`nhj.separable.SeparableExponential` where the operator is a
+    Kronecker sum of 1D operators (Schrödinger (3.11) with a separable H on a
+    tensor-product mesh): the only error left is the space's. Equations opt in
+    (``Equation.exact_schemes``); it is no residual scheme.
+    """
+
+    name = "exponential"
+    order = math.inf
+
+    def residual(self, eq: SemiDiscrete, u: Any, history: Sequence[Any], v: Any, dt: Any) -> Form:
+        """Not a residual scheme."""
+        raise TypeError("exponential is applied by the separable propagator, not as a residual")
+
+
+def exact_in_time(name: str) -> bool:
+    """Whether the scheme ``name`` has no time error (equations opt in to such schemes)."""
+    return math.isinf(SCHEMES[name].order)

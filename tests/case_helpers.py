@@ -94,6 +94,10 @@ def run_cli(
 SMALL: dict[str, dict[str, Any]] = {
     "free_packet_1d": {"mesh": {"cells": [200]}, "discretisation": {"t_end": 0.5, "dt": 0.01}},
     "coherent_2d": {"mesh": {"cells": [24, 24]}, "discretisation": {"t_end": 0.2, "dt": 0.01}},
+    "coherent_2d_exact_time": {
+        "mesh": {"cells": [12, 12]},
+        "discretisation": {"t_end": 0.2, "dt": 0.05, "degree": 3},
+    },
     "disk_2d": {"mesh": {"size": 0.6}, "discretisation": {"t_end": 0.2, "dt": 0.02}},
     "double_slit_2d": {
         "mesh": {"size": 0.5},

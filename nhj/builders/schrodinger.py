@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
+from mpi4py import MPI
+
 import numpy as np
-from dolfinx import fem
+import ufl
+from dolfinx import fem, mesh
 
 from nhj import backends
 from nhj.builders.common import (
@@ -15,15 +19,20 @@ from nhj.builders.common import (
     initial_phase,
     initial_values,
     interpolate_checked,
+    make_metric,
     make_potential,
     normalise,
 )
 from nhj.covariant import Metric
 from nhj.diagnostics import ExactError
+from nhj.equations.potentials import harmonic
 from nhj.equations.schrodinger import Schrodinger
 from nhj.exact import GaussianState
 from nhj.problem import Equation, Problem
+from nhj.schema import CaseError
 from nhj.sections import Case
+from nhj.separable import AxisFactor
+from nhj.timeschemes import exact_in_time
 
 
 def wave_initial_state(case: Case, u0: fem.Function, state: GaussianState | None) -> bool:
@@ -56,8 +65,11 @@ def build(case: Case, msh: Any, metric: Metric) -> Problem:
     for bc in bcs:  # start from a state with ψ = 0 on ∂Ω, so mass is conserved from t = 0
         bc.set(u0.x.array)
     monitors = [ExactError(u0, state, metric, degree)] if exact(case) else []
+    sd = eq.semidiscrete(space)
+    if exact_in_time(case.discretisation.scheme):
+        sd = replace(sd, factors=axis_factors(case, bool(bcs)))
     return Problem(
-        case, msh, metric, space, u0, bcs, eq, eq.semidiscrete(space),
+        case, msh, metric, space, u0, bcs, eq, sd,
         fields={"p": eq.density(u0), "S": eq.phase(u0)},
         conserved=("mass", "energy"),
         monitors=monitors,
@@ -69,11 +81,81 @@ def exact(case: Case) -> bool:
     return gaussian_exact(case)
 
 
+TENSOR_CELLS = ("quadrilateral", "hexahedron")
+
+
+def separable_rules(case: Case) -> None:
+    """A scheme exact in time needs H to be a Kronecker sum of 1D operators (nhj/separable.py).
+
+    That holds on an interval for any V and g, and on a rectangle or box of quadrilateral or
+    hexahedral cells (Q_k: products of 1D nodes) for a constant diagonal g and V harmonic
+    (separable in y = L x) or absent. The case is refused, naming the field, otherwise.
+    """
+    if not exact_in_time(case.discretisation.scheme):
+        return
+    name, msh = case.discretisation.scheme, case.mesh
+    if msh.type != "interval" and not (
+        msh.type in ("rectangle", "box") and msh.cell in TENSOR_CELLS
+    ):
+        raise CaseError(
+            "mesh",
+            f"scheme {name!r} needs a tensor-product mesh: type 'interval', or 'rectangle'/'box' "
+            f"with cell = 'quadrilateral'/'hexahedron' (got type {msh.type!r}, cell {msh.cell!r})",
+        )
+    if case.dim == 1:
+        return
+    entries = case.metric.entries
+    if entries is not None and (
+        not case.metric.is_constant
+        or any(entries[i][j] != 0 for i in range(case.dim) for j in range(case.dim) if i != j)
+    ):
+        raise CaseError(
+            "metric.g",
+            f"scheme {name!r} in {case.dim}D needs a constant diagonal metric (or none)",
+        )
+    pot = case.potential
+    if pot.V is not None or pot.has_loss:
+        raise CaseError(
+            "potential",
+            f"scheme {name!r} in {case.dim}D needs a separable V: potential.omega or no "
+            "potential (V and loss may couple the axes)",
+        )
+
+
+def axis_factors(case: Case, dirichlet: bool) -> tuple[AxisFactor, ...]:
+    """The (3.11) operator of ``case`` on each axis: a 1D mesh, its metric, its part of V.
+
+    Built on COMM_SELF: the factors are small and every rank holds them whole. In 1D the
+    factor is the case itself; in 2D/3D axis i carries g_ii and ½ m ω_i² y_i², y_i = √g_ii x_i
+    (:func:`separable_rules` has checked that the case separates).
+    """
+    par, spec, degree = case.parameters, case.mesh, case.discretisation.degree
+    factors = []
+    for i in range(case.dim):
+        line = mesh.create_interval(MPI.COMM_SELF, spec.cells[i], [spec.lower[i], spec.upper[i]])
+        if case.dim == 1:
+            metric = make_metric(case.metric, line, 2 * degree + 4)
+            V = make_potential(case, line, metric)
+        else:
+            g = 1.0 if case.metric.entries is None else float(case.metric.entries[i][i])
+            metric = Metric.from_matrix(line, np.array([[g]]))
+            omega = case.potential.omega
+            x = ufl.SpatialCoordinate(line)[0]
+            V = harmonic([par.m * omega[i] ** 2], [np.sqrt(g) * x]) if omega else 0.0
+        eq = Schrodinger(metric, V, par.hbar, par.m)
+        space = fem.functionspace(line, ("Lagrange", degree))
+        w, v = ufl.TrialFunction(space), ufl.TestFunction(space)
+        factors.append(AxisFactor(space, eq.h(w, v), eq.mass(None, w, v), dirichlet))
+    return tuple(factors)
+
+
 ENTRY = Equation(
     name="schrodinger",
     summary="Schrödinger (3.11) with hbar = gamma/beta, m = 1/gamma",
     build=build,
     stepper="linear",
     default_scheme="crank_nicolson",
+    rules=separable_rules,
     exact=exact,
+    exact_schemes=("exponential",),
 )

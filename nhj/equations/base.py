@@ -32,6 +32,8 @@ class SemiDiscrete:
         linear: Whether M and A are linear in u (then a time step is one linear solve).
         functionals: Named scalar functionals of the state (mass, energy, ...),
             each u -> UFL form, for the diagnostics.
+        factors: The 1D factors of an operator that is a Kronecker sum over the axes
+            (:class:`nhj.separable.AxisFactor`), for a scheme exact in time; empty otherwise.
     """
 
     space: Any
@@ -39,6 +41,7 @@ class SemiDiscrete:
     operator: Callable[[Any, Any], Form]
     linear: bool
     functionals: dict[str, Callable[[Any], Form]] = field(default_factory=dict)
+    factors: tuple[Any, ...] = ()
 
     def M(self, u: Any, w: Any, v: Any) -> Form:
         """M(u; w, v): the mass form at the state u."""
