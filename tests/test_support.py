@@ -103,16 +103,20 @@ def test_the_union_holds_the_sweep(geo: Path) -> None:
 
 @pytest.mark.mpi
 def test_log_form_on_the_support_is_mesh_independent() -> None:
-    """The same error on h = 1 and 0.5, order 4 in dt; on the fitted box 16² is the worse mesh.
+    """The same error on h = 1 and 0.5, and order 4 in dt: the error is gauss2's alone.
 
     ρ and S are quadratic and P2 holds them, so on a domain without deep corners the
     error is gauss2's, C dt⁴ (1 + O((ω dt)²)), ω ≤ 1.5: halving dt = 0.04 divides it by
     16 to within 2 % (14–18 leaves room for the Newton error, ~1e-12 against 2e-9).
     Halving h changes only round-off and the mass projection's quadrature of e^{2ρ}
-    (degree 12): relative 1e-3 bounds that (measured 1e-6). On the box fitted to the
-    same sweep ([-4.5, 5.25] × [-3.75, 3.75], corners at R/R_max ~ 1e-16 when the packet
-    is at the other end) the time error is buried: 8² cells reach 6e-4, 16² 4e-3 after a
-    switch to the wave form at t = 1.96 — ≥ 1000× the support domain's on either mesh.
+    (degree 12): relative 1e-3 bounds that (measured 1e-6).
+
+    No comparison with the box fitted to the same sweep: there the corners reach
+    R/R_max ~ 1e-16 and the error is round-off amplified on its way into them, which
+    depends on the partition and on the predictor's seeds, not on the scheme (16² cells:
+    4e-3 serially before the stage-polynomial predictor, 2.0e-6 on 2 ranks after it;
+    8² cells 6e-4 or 1.2e-6 with dt). No bound on it follows from the discretisation, so
+    asserting one would only record one day's round-off (it did, and failed on 2 ranks).
     """
     base = coherent()
     e = {}
@@ -123,9 +127,6 @@ def test_log_form_on_the_support_is_mesh_independent() -> None:
         assert status == "completed" and t == pytest.approx(2.0)
     assert abs(e[0.5, 0.04] / e[1.0, 0.04] - 1) < 1e-3, e
     assert 14 < e[1.0, 0.04] / e[1.0, 0.02] < 18, e
-    box = replace(base.mesh, lower=(-4.5, -3.75), upper=(5.25, 3.75), cells=(16, 16))
-    _, _, on_box = final_error(replace(base, mesh=box))
-    assert on_box > 1000 * e[1.0, 0.04], (on_box, e)
 
 
 def test_support_case_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
