@@ -133,6 +133,8 @@ class GibbsDistance:
         self.comm = msh.comm
         dx = quadrature(degree)
         Z = global_scalar(fem.form(metric.volume(ufl.exp(logweight), dx)), self.comm)
+        if not (0 < Z < np.inf):
+            raise ValueError(f"the Gibbs weight e^(-2 beta L/gamma) integrates to {Z:g} here")
         pinf = ufl.exp(logweight) / Z
         logp = ufl.ln(ufl.max_value(p, 1e-300))
         self.forms = {

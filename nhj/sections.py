@@ -232,9 +232,15 @@ class PotentialSpec:
                 )
             return cls(omega=omega)
         if "curvature" in t:
-            return cls(
-                curvature=as_floats(t["curvature"], join(s, "curvature"), dim, positive=True)
-            )
+            a = as_floats(t["curvature"], join(s, "curvature"), dim, positive=True)
+            # the same bound as omega's, squared: the Gibbs width sqrt(T/a) and the OU relaxation
+            # e^{-γ a t} stay representable (a = 1e308 made ∫e^{-2βL̄/γ} = 0 and S = a_i + a_j
+            # overflow in the exact solution)
+            if max(a) > MAX_OMEGA**2:
+                raise CaseError(
+                    join(s, "curvature"), f"entries must be in (0, {MAX_OMEGA**2:g}], got {list(a)}"
+                )
+            return cls(curvature=a)
         return cls()
 
 

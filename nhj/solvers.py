@@ -320,6 +320,9 @@ class NewtonSolver:
         self.A.zeroEntries()
         fem_petsc.assemble_matrix(self.A, self.J, bcs=self.bcs)
         self.A.assemble()
+        if not np.isfinite(self.A.norm(PETSc.NormType.FROBENIUS)):
+            # never factorised: MUMPS fails inside KSPSolve on it, which a retry cannot survive
+            raise NewtonFailure("Jacobian is not finite")
         self.factorisations += 1
         self.stale = False
         self.jacobian_at = self.u.x.array.copy()  # so a restart can refactorise the same J
@@ -369,9 +372,20 @@ class NewtonSolver:
         for it in range(1, self.max_iterations + 1):
             self.iterations = it
             self._residual()
+            # an overflowing coupling (g = 1e308) gives an inf residual; MUMPS would fail on it
+            # with a PETSc error instead of a Newton failure the step control can act on
+            if not np.isfinite(self.b.norm(PETSc.NormType.NORM_INFINITY)):
+                self.stale = True
+                raise NewtonFailure("residual is not finite")
             if self.stale:
                 self._factorise()
-            self.ksp.solve(self.b, self.dx)
+            try:
+                self.ksp.solve(self.b, self.dx)
+            except PETSc.Error as e:
+                # e.g. MUMPS on a singular factor. PETSc leaves b locked for reading after an
+                # error inside KSPSolve, so a retry would fail on the next assembly: the run
+                # ends here, cleanly.
+                raise SolverError(f"linear solve failed (PETSc error {e.ierr})") from None
             reason: Any = self.ksp.getConvergedReason()  # an int at run time, an enum in the stub
             self.linear_iterations += max(1, self.ksp.getIterationNumber())
             if reason < 0:

@@ -426,6 +426,9 @@ BAD: dict[str, tuple[Any, str]] = {
     ),
     "V sqrt(x0)": ({**TINY, "potential": {"V": "sqrt(x0)"}}, "potential.V: "),
     "loss x0/0": ({**FP, "potential": {"loss": "x0/0"}}, "potential.loss: "),
+    # found by the fuzzer (2026-12-08): Z = ∫e^{-2βL̄/γ} was 0 and the Gibbs monitor divided by it
+    "curvature 1e308": ({**FP, "potential": {"curvature": [1e308]}}, "potential.curvature: "),
+    "loss too steep": ({**FP, "potential": {"loss": "1e300*x0**2"}}, "potential: "),
     "S log(x0)": (
         {**TINY, "initial": {"kind": "expression", "p": "exp(-x0**2)", "S": "log(x0)"}},
         "initial.S: ",
@@ -459,6 +462,23 @@ def test_degenerate_losses_run(loss: str, tmp_path: Path) -> None:
     assert main(["-q", "run", str(case), "--out", str(tmp_path / "out")]) == 0
     s = summary(tmp_path / "out")
     assert s["status"] == "completed" and s["gibbs_l1"] is not None
+
+
+def test_overflowing_coupling_fails_cleanly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GP with g = 1e308 (found by the fuzzer): status failed and exit 1, no traceback.
+
+    The residual and the Jacobian overflow; before, MUMPS failed inside KSPSolve with a PETSc
+    error that escaped as a traceback (and left b locked, so no retry could follow).
+    """
+    gp = {**TINY, "equation": "gross_pitaevskii", "coupling": {"g": 1e308}}
+    case = write_case(tmp_path, "gp", gp)
+    capsys.readouterr()
+    assert main(["-q", "run", str(case), "--out", str(tmp_path / "out")]) == 1
+    assert "Traceback" not in capsys.readouterr().err
+    s = summary(tmp_path / "out")
+    assert s["status"] == "failed" and "not finite" in s["message"]
 
 
 def test_huge_case_refused_fast(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

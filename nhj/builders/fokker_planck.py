@@ -81,7 +81,10 @@ def build(case: Case, msh: Any, metric: Metric) -> Problem:
     if case.noise.alpha == 1 and case.noise.kappa is None and not bcs:
         logw = shifted_log_weight(gibbs_log_weight(loss, par.gamma, par.beta), space)
         T = temperature(par.gamma, par.beta)
-        monitors.append(GibbsDistance(u0, logw, loss, T, metric, degree))
+        try:
+            monitors.append(GibbsDistance(u0, logw, loss, T, metric, degree))
+        except ValueError as e:  # a loss too steep for the mesh: no stationary density on it
+            raise CaseError("potential", f"{e}; the loss is too steep for this mesh") from None
     if case.langevin is not None:
         monitors.append(LangevinComparison(case, u0, metric))
     return Problem(
