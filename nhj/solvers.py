@@ -385,7 +385,7 @@ class NewtonSolver:
                 # e.g. MUMPS on a singular factor. PETSc leaves b locked for reading after an
                 # error inside KSPSolve, so a retry would fail on the next assembly: the run
                 # ends here, cleanly.
-                raise SolverError(f"linear solve failed (PETSc error {e.ierr})") from None
+                raise SolverError(f"linear solve failed (PETSc {e})") from None
             reason: Any = self.ksp.getConvergedReason()  # an int at run time, an enum in the stub
             self.linear_iterations += max(1, self.ksp.getIterationNumber())
             if reason < 0:
