@@ -183,11 +183,16 @@ class NodeGuard:
         level = abs(min(near)[1]) / R_max
         if level < 1e-3:
             at = np.round(np.asarray(where), 4).tolist()
+            persists = (
+                "p has a node or S a caustic there (crossing characteristics)"
+                if self.advice.startswith(NO_WAVE_FORM)
+                else "psi has nodes there (interfering tails) and equation = 'schrodinger' is "
+                "the form to use"
+            )
             return (
                 f"; it failed in the far tail of p near x = {at} (sqrt(p)/max sqrt(p) = "
                 f"{level:.1e}), where S is unresolved or undefined: refine the mesh or raise "
-                "vacuum.nu; if it persists, psi has nodes there (interfering tails) and "
-                "equation = 'schrodinger' is the form to use"
+                f"vacuum.nu; if it persists, {persists}"
             )
         return "; " + node_message(where, t, certain=False, advice=self.advice)
 
@@ -195,6 +200,15 @@ class NodeGuard:
 def node_message(where: Any, t: float, certain: bool = True, advice: str = ADVICE) -> str:
     """The one-line explanation of a run stopped at (or near) a node of ψ."""
     at = "" if where is None else f" near x = {np.round(np.asarray(where), 4).tolist()}"
+    if advice.startswith(NO_WAVE_FORM):
+        # no ψ here: what stops a (√p, S) flow is p vanishing, or S folding over where the
+        # pressure of this regime is too weak to keep its characteristics apart (a caustic:
+        # cases/neural_hj_fisher_metric.toml at α = ½, docs/theory.md)
+        what = "the flow reaches a node of p" if certain else "most likely a node of p"
+        return (
+            f"{what} or a caustic (crossing characteristics of S){at} at t = {t:.6g}: "
+            f"S is not single-valued there; {advice} (last good state saved)"
+        )
     what = "the flow reaches a node of psi" if certain else "most likely a node of psi"
     return (
         f"{what}{at} at t = {t:.6g}: p vanishes inside the support and S is undefined "
