@@ -224,6 +224,15 @@ def test_a_case_that_does_not_separate_is_refused(change: dict, field: str) -> N
     assert info.value.field == field
 
 
+def test_too_many_nodes_per_axis_is_refused() -> None:
+    """A fine 1D-style axis (P2, 2000 cells: 4001 nodes) would need dense 4001² factors."""
+    case = coherent(8, 2, 0.5, 0.5)
+    case = replace(case, mesh=replace(case.mesh, cells=(2000, 8)))
+    with pytest.raises(CaseError) as info:
+        entry(case.equation).rules(case)
+    assert info.value.field == "mesh.cells" and "4001" in info.value.reason
+
+
 def test_other_equations_do_not_take_it(tmp_path: Path) -> None:
     """Fokker–Planck is linear too but builds no factors: the loader refuses the scheme."""
     text = (ROOT / "cases" / "fp_ou_1d.toml").read_text()
