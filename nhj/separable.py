@@ -140,7 +140,8 @@ class SeparableExponential:
             raise ValueError(
                 f"the space has {total} nodes, the product of its 1D factors {int(np.prod(shape))}"
             )
-        self.flat_owned = self.flat_local[:n_owned]
+        # where every rank's owned values go in the whole array: fixed, so gathered once
+        self.flat_owned = comm.allgather(self.flat_local[:n_owned])
         self.inner = np.ix_(*[a.inner for a in self.axes])
         self._U = [a.matrix(self.dt) for a in self.axes]
 
@@ -160,9 +161,8 @@ class SeparableExponential:
         """The whole array of complex nodal values, on every rank (collective)."""
         a = self.u.x.array.reshape(-1, 2)[: self.n_owned]
         values = a[:, 0] + 1j * a[:, 1]
-        parts = self.comm.allgather((self.flat_owned, values))
         X = np.zeros(int(np.prod(self.shape)), dtype=complex)
-        for flat, vals in parts:
+        for flat, vals in zip(self.flat_owned, self.comm.allgather(values), strict=True):
             X[flat] = vals
         return X.reshape(self.shape)
 
