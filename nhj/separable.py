@@ -1,26 +1,29 @@
-"""Exact time propagation of a separable Schrödinger operator (fast diagonalisation).
+"""Exact time propagation of a separable linear operator (fast diagonalisation).
 
-The semi-discrete Schrödinger equation (3.11) in the real pair u = (ψ_r, ψ_i) is, in
-complex form, M ψ̇ = −i H ψ with M the form ħ∫ψ v √g and H the Hamiltonian form
-h(ψ, v) of :class:`nhj.equations.schrodinger.Schrodinger`. Its solution over a step is
-ψ(t + dt) = exp(−i dt M⁻¹H) ψ(t): no time error at all, only the space's.
+A linear, autonomous semi-discrete equation M u̇ = −A u (Fokker–Planck (2.7)), or
+M ψ̇ = −i H ψ for the Schrödinger equation (3.11) in its real pair u = (ψ_r, ψ_i) (M the
+form ħ∫ψ v √g, H the Hamiltonian form h(ψ, v) of
+:class:`nhj.equations.schrodinger.Schrodinger`), is solved over a step by
+u(t + dt) = exp(dt L) u(t), L = −M⁻¹A or −i M⁻¹H: no time error at all, only the space's.
 
 On a tensor-product space (an interval, or a rectangle or box of quadrilateral or
 hexahedral cells, whose Q_k Lagrange nodes are the products of the 1D nodes), with a
-constant diagonal metric and a potential that is a sum V = Σ_i V_i(x_i) (the harmonic
-V = ½ m Σ ω_i² y_i² of (3.11), or any V in 1D), both forms assemble to Kronecker
+constant diagonal metric and coefficients that do not couple the axes (V = Σ_i V_i(x_i),
+L̄ = Σ_i L̄_i(x_i), a diagonal κ; anything in 1D), both forms assemble to Kronecker
 products of the same equation's one-dimensional matrices on each axis:
 
-    M = M_1 ⊗ … ⊗ M_d,    H = Σ_i M_1 ⊗ … ⊗ H_i ⊗ … ⊗ M_d.
+    M = M_1 ⊗ … ⊗ M_d,    A = Σ_i M_1 ⊗ … ⊗ A_i ⊗ … ⊗ M_d,
 
-With the generalised eigenvectors H_i Φ_i = M_i Φ_i Λ_i, Φ_iᵀ M_i Φ_i = I, the
-propagator factorises exactly (the terms of the Kronecker sum commute):
+so M⁻¹A = Σ_i I ⊗ … ⊗ M_i⁻¹A_i ⊗ … ⊗ I, a sum of commuting terms, and
 
-    exp(−i dt M⁻¹H) = ⊗_i U_i,    U_i = Φ_i e^{−i Λ_i dt} Φ_iᵀ M_i,
+    exp(dt L) = ⊗_i U_i,    U_i = exp(dt L_i), L_i = −M_i⁻¹A_i (or −i M_i⁻¹H_i).
 
-so a step applies one small dense matrix along each axis of the array of nodal values
-(Lynch, Rice & Thomas's fast diagonalisation). U_i is M_i-unitary, so ‖ψ‖² and ⟨ψ|H|ψ⟩
-are kept to round-off, and the state after n steps is that of one step of n·dt.
+A step applies one small dense matrix along each axis of the array of nodal values
+(Lynch, Rice & Thomas's fast diagonalisation). For a Hamiltonian, U_i = Φ_i e^{−iΛ_i dt}
+Φ_iᵀ M_i from the generalised eigenvectors H_i Φ_i = M_i Φ_i Λ_i, Φ_iᵀ M_i Φ_i = I: M_i-
+unitary, so ‖ψ‖² and ⟨ψ|H|ψ⟩ are kept to round-off. The Fokker–Planck operator is not
+symmetric and U_i comes from scipy's expm; ∫p√g is kept because A's columns sum to zero
+(v = 1 in (2.7)). The state after n steps is that of one step of n·dt.
 
 The 1D factors are built by the equation's builder from the equation module (physics is
 not written here); this module only does the linear algebra. Every rank holds the whole
@@ -48,15 +51,19 @@ class AxisFactor:
 
     Attributes:
         space: Scalar Lagrange space of the same degree on the axis's interval (COMM_SELF).
-        h: The Hamiltonian form h(w, v) on ``space`` (UFL, bilinear).
-        mass: The mass form ħ∫w v √g on ``space`` (UFL, bilinear).
-        dirichlet: Whether ψ = 0 at both ends (then only interior nodes evolve).
+        A: The operator's form on ``space`` (UFL, bilinear): the Hamiltonian h(w, v) of
+            (3.11), or the Fokker–Planck operator of (2.7).
+        M: The mass form on ``space`` (UFL, bilinear).
+        dirichlet: Whether u = 0 at both ends (then only interior nodes evolve).
+        hamiltonian: M ψ̇ = −i A ψ on the pair (Re ψ, Im ψ) (A symmetric: a unitary
+            propagator from its eigenvectors); else M u̇ = −A u on a real scalar.
     """
 
     space: Any
-    h: Any
-    mass: Any
+    A: Any
+    M: Any
     dirichlet: bool
+    hamiltonian: bool
 
 
 def _dense(form: Any) -> np.ndarray:
@@ -70,24 +77,33 @@ def _nodes(space: Any) -> np.ndarray:
 
 
 class AxisPropagator:
-    """U(dt) = Φ e^{−iΛ dt} Φᵀ M of one axis, on its evolving (interior) nodes, sorted by x."""
+    """exp(dt L) of one axis, on its evolving (interior) nodes sorted by x.
+
+    L = −i M⁻¹A for a Hamiltonian (through the eigenvectors of the symmetric-definite
+    pencil: U = Φ e^{−iΛ dt} Φᵀ M, unitary in M to round-off); L = −M⁻¹A otherwise (the
+    Fokker–Planck operator is not symmetric: scipy's expm, scaling and squaring, which does
+    not need the eigenvectors of a non-normal matrix).
+    """
 
     def __init__(self, factor: AxisFactor) -> None:
         x = _nodes(factor.space)
         order = np.argsort(x, kind="stable")
-        H = _dense(factor.h)[np.ix_(order, order)]
-        M = _dense(factor.mass)[np.ix_(order, order)]
+        A = _dense(factor.A)[np.ix_(order, order)]
+        M = _dense(factor.M)[np.ix_(order, order)]
         self.x = x[order]
         keep = slice(1, -1) if factor.dirichlet else slice(None)
         self.inner = np.arange(self.x.size)[keep]
-        H, M = H[keep, keep], M[keep, keep]
-        # symmetric-definite pencil: real Λ, Φᵀ M Φ = I
-        lam, phi = scipy.linalg.eigh(0.5 * (H + H.T), 0.5 * (M + M.T))
-        self.lam, self.phi, self.phiTM = lam, phi, phi.T @ M
+        self.A, self.M = A[keep, keep], M[keep, keep]
+        self.hamiltonian = factor.hamiltonian
+        if self.hamiltonian:
+            lam, phi = scipy.linalg.eigh(0.5 * (self.A + self.A.T), 0.5 * (self.M + self.M.T))
+            self.lam, self.phi, self.phiTM = lam, phi, phi.T @ self.M
 
     def matrix(self, dt: float) -> np.ndarray:
-        """U(dt) on the evolving nodes (complex, n×n)."""
-        return (self.phi * np.exp(-1j * self.lam * dt)) @ self.phiTM
+        """exp(dt L) on the evolving nodes (n×n; complex for a Hamiltonian)."""
+        if self.hamiltonian:
+            return (self.phi * np.exp(-1j * self.lam * dt)) @ self.phiTM
+        return np.asarray(scipy.linalg.expm(-dt * np.linalg.solve(self.M, self.A)))
 
 
 def grid_indices(coords: np.ndarray, axes: list[np.ndarray], width: float) -> np.ndarray:
@@ -109,7 +125,7 @@ def grid_indices(coords: np.ndarray, axes: list[np.ndarray], width: float) -> np
 
 
 class SeparableExponential:
-    """u ← exp(dt L) u exactly, for the separable Schrödinger operator (see the module).
+    """u ← exp(dt L) u exactly, for a separable operator (see the module).
 
     Same protocol as :class:`nhj.stepper.TimeStepper`.
     """
@@ -123,8 +139,9 @@ class SeparableExponential:
         comm = space.mesh.comm
         self.comm = comm
         self.bs = space.dofmap.index_map_bs
-        if self.bs != 2:
-            raise ValueError("the separable propagator takes the real pair (Re ψ, Im ψ)")
+        self.pair = factors[0].hamiltonian
+        if self.bs != (2 if self.pair else 1):
+            raise ValueError("a Hamiltonian takes the pair (Re ψ, Im ψ), else a real scalar")
         self.axes = [AxisPropagator(f) for f in factors]
         dim = len(self.axes)
         coords = space.tabulate_dof_coordinates()[:, :dim]
@@ -159,9 +176,9 @@ class SeparableExponential:
 
     def _gather(self) -> np.ndarray:
         """The whole array of complex nodal values, on every rank (collective)."""
-        a = self.u.x.array.reshape(-1, 2)[: self.n_owned]
-        values = a[:, 0] + 1j * a[:, 1]
-        X = np.zeros(int(np.prod(self.shape)), dtype=complex)
+        a = self.u.x.array.reshape(-1, self.bs)[: self.n_owned]
+        values = a[:, 0] + 1j * a[:, 1] if self.pair else a[:, 0]
+        X = np.zeros(int(np.prod(self.shape)), dtype=values.dtype)
         for flat, vals in zip(self.flat_owned, self.comm.allgather(values), strict=True):
             X[flat] = vals
         return X.reshape(self.shape)
@@ -174,8 +191,11 @@ class SeparableExponential:
             Y = np.moveaxis(np.tensordot(U, Y, axes=(1, axis)), 0, axis)
         X[self.inner] = Y
         new = X.reshape(-1)[self.flat_local]
-        both = self.u.x.array.reshape(-1, 2)
-        both[:, 0], both[:, 1] = new.real, new.imag
+        if self.pair:
+            both = self.u.x.array.reshape(-1, 2)
+            both[:, 0], both[:, 1] = new.real, new.imag
+        else:
+            self.u.x.array[:] = new
         self.steps += 1
         self.t = self.steps * self.dt
 

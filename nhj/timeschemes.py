@@ -157,8 +157,9 @@ class Exponential(TimeScheme):
     """Exact in time: uⁿ⁺¹ = exp(dt L) uⁿ for a linear, autonomous equation.
 
     Applied by :class:`nhj.separable.SeparableExponential` where the operator is a
-    Kronecker sum of 1D operators (Schrödinger (3.11) with a separable H on a
-    tensor-product mesh): the only error left is the space's. Equations opt in
+    Kronecker sum of 1D operators (Schrödinger (3.11) or Fokker–Planck (2.7) with
+    coefficients that do not couple the axes, on a tensor-product mesh): the only error
+    left is the space's. Equations opt in
     (``Equation.exact_schemes``); it is no residual scheme.
     """
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
+import ufl
 from dolfinx import fem
 
 from nhj import backends
+from nhj.builders.axes import axis_lines, check_separable, diagonal
 from nhj.builders.common import (
     boundary_conditions,
     initial_values,
@@ -20,13 +23,16 @@ from nhj.builders.common import (
 from nhj.covariant import Metric
 from nhj.diagnostics import ExactError, GibbsDistance, MinValue
 from nhj.equations.fokker_planck import FokkerPlanck, invariant_density
-from nhj.equations.learning import diffusion, gibbs_log_weight, temperature
+from nhj.equations.learning import diffusion, gibbs_log_weight, noise_tensor, temperature
+from nhj.equations.potentials import harmonic
 from nhj.exact import OrnsteinUhlenbeck
 from nhj.problem import Equation, Particles, Problem
 from nhj.reference import HistogramDensity, LangevinComparison, ParticleMoments
 from nhj.schema import CaseError
 from nhj.sections import Case
+from nhj.separable import AxisFactor
 from nhj.tensors import is_constant, sqrt_det_at
+from nhj.timeschemes import exact_in_time
 
 
 def ornstein_uhlenbeck(case: Case) -> OrnsteinUhlenbeck | None:
@@ -87,8 +93,11 @@ def build(case: Case, msh: Any, metric: Metric) -> Problem:
             raise CaseError("potential", f"{e}; the loss is too steep for this mesh") from None
     if case.langevin is not None:
         monitors.append(LangevinComparison(case, u0, metric))
+    sd = eq.semidiscrete(space)
+    if exact_in_time(case.discretisation.scheme):
+        sd = replace(sd, factors=axis_factors(case, bool(bcs)))
     return Problem(
-        case, msh, metric, space, u0, bcs, eq, eq.semidiscrete(space),
+        case, msh, metric, space, u0, bcs, eq, sd,
         fields={"p": u0},
         conserved=("mass",) if not bcs else (),
         monitors=monitors,
@@ -151,6 +160,60 @@ def density_rules(case: Case) -> None:
         raise CaseError("langevin", "particles need a box domain (interval, rectangle or box mesh)")
 
 
+def separable_rules(case: Case) -> None:
+    """A scheme exact in time needs (2.7)'s operator to be a Kronecker sum of 1D operators.
+
+    The mesh and metric as :func:`nhj.builders.axes.check_separable` says; in 2D/3D the loss
+    must be quadratic with diagonal curvature (``potential.curvature``) and a given κ
+    constant and diagonal (the power law of a diagonal g is).
+    """
+    if not exact_in_time(case.discretisation.scheme):
+        return
+    check_separable(case)
+    if case.dim == 1:
+        return
+    name = case.discretisation.scheme
+    if case.potential.curvature is None:
+        raise CaseError(
+            "potential.loss",
+            f"scheme {name!r} in {case.dim}D needs a separable loss: potential.curvature "
+            "(an expression may couple the axes)",
+        )
+    if not diagonal(case.noise.kappa, case.dim):
+        raise CaseError(
+            "noise.kappa", f"scheme {name!r} in {case.dim}D needs a constant diagonal kappa"
+        )
+
+
+def fokker_planck_rules(case: Case) -> None:
+    """A loss and a density start (:func:`density_rules`); a separable case for exponential."""
+    density_rules(case)
+    separable_rules(case)
+
+
+def axis_factors(case: Case, dirichlet: bool) -> tuple[AxisFactor, ...]:
+    """The (2.7) operator of ``case`` on each axis: its line, its metric, loss, κ and D.
+
+    In 1D the factor is the case itself; in 2D/3D axis i carries ½ a_i y_i² and κ_ii (given)
+    or the power law of g_ii (:func:`separable_rules` has checked that the case separates).
+    """
+    par, noise = case.parameters, case.noise
+    factors = []
+    for i, (line, metric, y) in enumerate(axis_lines(case)):
+        if case.dim == 1:
+            loss, kappa = make_loss(case, line), make_noise(case, line, metric)
+        else:
+            assert case.potential.curvature is not None  # separable_rules requires it
+            loss = harmonic([case.potential.curvature[i]], [y])
+            k = None if noise.kappa is None else fem.Constant(line, np.array([[noise.kappa[i][i]]]))
+            kappa = noise_tensor(metric, noise.alpha, par.beta, k)
+        eq = FokkerPlanck(metric, loss, diffusion(metric, kappa, par.gamma), par.gamma)
+        space = fem.functionspace(line, ("Lagrange", case.discretisation.degree))
+        w, v = ufl.TrialFunction(space), ufl.TestFunction(space)
+        factors.append(AxisFactor(space, eq.operator(w, v), eq.mass(None, w, v), dirichlet, False))
+    return tuple(factors)
+
+
 FOKKER_PLANCK = Equation(
     name="fokker_planck",
     summary="covariant Fokker-Planck (2.7) of noisy gradient descent",
@@ -158,8 +221,9 @@ FOKKER_PLANCK = Equation(
     stepper="linear",
     default_scheme="crank_nicolson",
     sections=("noise", "langevin"),
-    rules=density_rules,
+    rules=fokker_planck_rules,
     exact=exact,
+    exact_schemes=("exponential",),
 )
 
 LANGEVIN = Equation(

@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from mpi4py import MPI
-
 import numpy as np
 import ufl
-from dolfinx import fem, mesh
+from dolfinx import fem
 
 from nhj import backends
+from nhj.builders.axes import axis_lines, check_separable
 from nhj.builders.common import (
     boundary_conditions,
     gaussian_exact,
@@ -19,7 +18,6 @@ from nhj.builders.common import (
     initial_phase,
     initial_values,
     interpolate_checked,
-    make_metric,
     make_potential,
     normalise,
 )
@@ -81,82 +79,41 @@ def exact(case: Case) -> bool:
     return gaussian_exact(case)
 
 
-TENSOR_CELLS = ("quadrilateral", "hexahedron")
-#: Nodes per axis the exact propagator accepts: it keeps dense n×n factors (three complex
-#: ones, 16 n² bytes each: 0.4 GB at 3000) and solves a dense eigenproblem, O(n³) (seconds
-#: at 3000, hours at 4·10⁴, where a fine 1D mesh would otherwise take the machine down).
-MAX_AXIS_NODES = 3000
-
-
 def separable_rules(case: Case) -> None:
     """A scheme exact in time needs H to be a Kronecker sum of 1D operators (nhj/separable.py).
 
-    That holds on an interval for any V and g, and on a rectangle or box of quadrilateral or
-    hexahedral cells (Q_k: products of 1D nodes) for a constant diagonal g and V harmonic
-    (separable in y = L x) or absent. The case is refused, naming the field, otherwise.
+    The mesh and metric as :func:`nhj.builders.axes.check_separable` says; in 2D/3D V must be
+    harmonic (separable in y = L x) or absent: V and a loss may couple the axes.
     """
     if not exact_in_time(case.discretisation.scheme):
         return
-    name, msh = case.discretisation.scheme, case.mesh
-    if msh.type != "interval" and not (
-        msh.type in ("rectangle", "box") and msh.cell in TENSOR_CELLS
-    ):
-        raise CaseError(
-            "mesh",
-            f"scheme {name!r} needs a tensor-product mesh: type 'interval', or 'rectangle'/'box' "
-            f"with cell = 'quadrilateral'/'hexahedron' (got type {msh.type!r}, cell {msh.cell!r})",
-        )
-    nodes = [case.discretisation.degree * n + 1 for n in msh.cells]
-    if max(nodes) > MAX_AXIS_NODES:
-        raise CaseError(
-            "mesh.cells",
-            f"scheme {name!r} keeps a dense matrix per axis: at most {MAX_AXIS_NODES} nodes per "
-            f"axis (degree x cells + 1), got {max(nodes)}; use fewer cells or gauss3",
-        )
-    if case.dim == 1:
-        return
-    entries = case.metric.entries
-    if entries is not None and (
-        not case.metric.is_constant
-        or any(entries[i][j] != 0 for i in range(case.dim) for j in range(case.dim) if i != j)
-    ):
-        raise CaseError(
-            "metric.g",
-            f"scheme {name!r} in {case.dim}D needs a constant diagonal metric (or none)",
-        )
+    check_separable(case)
     pot = case.potential
-    if pot.V is not None or pot.has_loss:
+    if case.dim > 1 and (pot.V is not None or pot.has_loss):
         raise CaseError(
             "potential",
-            f"scheme {name!r} in {case.dim}D needs a separable V: potential.omega or no "
-            "potential (V and loss may couple the axes)",
+            f"scheme {case.discretisation.scheme!r} in {case.dim}D needs a separable V: "
+            "potential.omega or no potential (V and loss may couple the axes)",
         )
 
 
 def axis_factors(case: Case, dirichlet: bool) -> tuple[AxisFactor, ...]:
-    """The (3.11) operator of ``case`` on each axis: a 1D mesh, its metric, its part of V.
+    """The (3.11) operator of ``case`` on each axis: its line, its metric, its part of V.
 
-    Built on COMM_SELF: the factors are small and every rank holds them whole. In 1D the
-    factor is the case itself; in 2D/3D axis i carries g_ii and ½ m ω_i² y_i², y_i = √g_ii x_i
+    In 1D the factor is the case itself (any V); in 2D/3D axis i carries ½ m ω_i² y_i²
     (:func:`separable_rules` has checked that the case separates).
     """
-    par, spec, degree = case.parameters, case.mesh, case.discretisation.degree
+    par, omega = case.parameters, case.potential.omega
     factors = []
-    for i in range(case.dim):
-        line = mesh.create_interval(MPI.COMM_SELF, spec.cells[i], [spec.lower[i], spec.upper[i]])
+    for i, (line, metric, y) in enumerate(axis_lines(case)):
         if case.dim == 1:
-            metric = make_metric(case.metric, line, 2 * degree + 4)
             V = make_potential(case, line, metric)
         else:
-            g = 1.0 if case.metric.entries is None else float(case.metric.entries[i][i])
-            metric = Metric.from_matrix(line, np.array([[g]]))
-            omega = case.potential.omega
-            x = ufl.SpatialCoordinate(line)[0]
-            V = harmonic([par.m * omega[i] ** 2], [np.sqrt(g) * x]) if omega else 0.0
+            V = harmonic([par.m * omega[i] ** 2], [y]) if omega else 0.0
         eq = Schrodinger(metric, V, par.hbar, par.m)
-        space = fem.functionspace(line, ("Lagrange", degree))
+        space = fem.functionspace(line, ("Lagrange", case.discretisation.degree))
         w, v = ufl.TrialFunction(space), ufl.TestFunction(space)
-        factors.append(AxisFactor(space, eq.h(w, v), eq.mass(None, w, v), dirichlet))
+        factors.append(AxisFactor(space, eq.h(w, v), eq.mass(None, w, v), dirichlet, True))
     return tuple(factors)
 
 
