@@ -24,6 +24,7 @@ import pytest
 from nhj import verify as V
 from nhj.cli import main
 from nhj.schema import CaseError
+from nhj.verify.observables import MadelungRun
 
 
 def variant(name: str, changes: Mapping[str, Any], mode: str = "quick") -> V.VerifyCase:
@@ -50,6 +51,18 @@ REGIMES = {
     "discretisation": {"t_end": 0.5},
     "verify": {"times": [0.25, 0.5], "alphas": [1.0, 0.5]},
 }
+
+
+@pytest.fixture(scope="module")
+def packet_run() -> MadelungRun:
+    """The Madelung run of the PACKET variant at (γ, β) = (1, 1), made once for the module.
+
+    The checks only read a run (its case, mesh, metric and snapshots), so the tests that
+    judge this one run with and without perturbations share it instead of each repeating
+    it (as `nhj verify` shares one run between correspondence and both fits).
+    """
+    vc = variant("packet_1d", PACKET)
+    return V.madelung_run(V.with_pair(vc.case, 1.0, 1.0), MPI.COMM_WORLD, vc.spec.times)
 
 
 @pytest.mark.mpi
@@ -143,10 +156,9 @@ def test_every_shipped_case_loads_in_both_modes() -> None:
     assert full.case.mesh.cells[0] > quick.case.mesh.cells[0]
 
 
-def test_hbar_fit_fails_with_a_wrong_mass_or_expectation(comm) -> None:
+def test_hbar_fit_fails_with_a_wrong_mass_or_expectation(comm, packet_run) -> None:
     """With m = 1.1/γ the best ħ is not γ/β and the minimum is broad; a wrong ħ_e fails too."""
-    vc = variant("packet_1d", PACKET)
-    run = V.madelung_run(V.with_pair(vc.case, 1.0, 1.0), comm, vc.spec.times)
+    vc, run = variant("packet_1d", PACKET), packet_run
     right, fit = V.check_hbar_fit(vc, 1.0, 1.0, comm, run=run)
     assert right.passed, right.details
     assert fit is not None and fit.width < 5e-3 and right.value < 1e-3
@@ -163,7 +175,7 @@ def test_hbar_fit_fails_with_a_wrong_mass_or_expectation(comm) -> None:
     )
 
 
-def test_fits_against_the_exact_state_and_their_failures(comm) -> None:
+def test_fits_against_the_exact_state_and_their_failures(comm, packet_run) -> None:
     """fit_reference = "exact": the trial states are exact solutions of (3.11).
 
     On packet_1d both fits land within 1e-3 of γ/β and 1/γ (the Madelung run's own
@@ -172,7 +184,8 @@ def test_fits_against_the_exact_state_and_their_failures(comm) -> None:
     fits fail as with the Schrödinger reference. A case without an exact state is refused.
     """
     vc = variant("packet_1d", V.deep_merged(PACKET, {"verify": {"fit_reference": "exact"}}))
-    run = V.madelung_run(V.with_pair(vc.case, 1.0, 1.0), comm, vc.spec.times)
+    run = packet_run  # fit_reference changes the fit's trial states, not the Madelung run
+    assert run.case == V.with_pair(vc.case, 1.0, 1.0) and run.snaps.times == vc.spec.times
     hbar, _ = V.check_hbar_fit(vc, 1.0, 1.0, comm, run=run)
     mass, _ = V.check_hbar_fit(vc, 1.0, 1.0, comm, run=run, which="m")
     assert hbar.passed and mass.passed, (hbar.details, mass.details)
@@ -244,10 +257,9 @@ def test_a_line_wide_enough_to_underflow_keeps_every_mismatch_finite(comm) -> No
     assert fit_check.passed, fit_check.details
 
 
-def test_correspondence_and_refinement_fail_with_a_wrong_mass(comm) -> None:
+def test_correspondence_and_refinement_fail_with_a_wrong_mass(comm, packet_run) -> None:
     """With m = 1.05/γ the mismatch exceeds the tolerance and stops converging under refinement."""
-    vc = variant("packet_1d", PACKET)
-    run = V.madelung_run(V.with_pair(vc.case, 1.0, 1.0), comm, vc.spec.times)
+    vc, run = variant("packet_1d", PACKET), packet_run
     right, _ = V.check_correspondence(vc, 1.0, 1.0, comm, run=run)
     wrong, _ = V.check_correspondence(
         vc, 1.0, 1.0, comm, perturb=V.Perturbation(m_factor=1.05), run=run
