@@ -37,12 +37,34 @@ def _release_finished_runs() -> Iterator[None]:
     release_ufl_caches()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--extended",
+        action="store_true",
+        help="also run the tests marked `extended` (scripts/test-slow; scripts/test skips them)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "extended: long end-to-end check left out of scripts/test (2-core time budget) and run "
+        "by scripts/test-slow (pytest --extended); a cheaper test in the suite covers its path",
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip serial-only tests when running on several ranks."""
+    """Skip serial-only tests when running on several ranks; skip `extended` tests unless
+    ``--extended`` is given (scripts/test-slow)."""
     if MPI.COMM_WORLD.size > 1:
         skip = pytest.mark.skip(reason="serial-only test (skip_in_parallel)")
         for item in items:
             if "skip_in_parallel" in item.keywords:
+                item.add_marker(skip)
+    if not config.getoption("--extended"):
+        skip = pytest.mark.skip(reason="extended: run by scripts/test-slow (pytest --extended)")
+        for item in items:
+            if "extended" in item.keywords:
                 item.add_marker(skip)
 
 

@@ -1,0 +1,85 @@
+"""``nhj verify --quick`` through the CLI: every check of every shipped case passes.
+
+Not part of scripts/test (the 2-core budget): about 80 s serially and 100–200 s on two ranks.
+scripts/test-slow runs it (serially, then on 2 ranks), and so does scripts/main (`nhj verify
+--quick`). The same code path on small variants of the cases, with every kind of check, 1D and
+2D, on 1 and 2 ranks, is tests/test_verify.py::test_verify_command_end_to_end in the suite.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nhj.cli import main
+
+
+@pytest.mark.mpi
+@pytest.mark.slow
+@pytest.mark.extended
+def test_quick_verification_passes(tmp_dir, comm) -> None:
+    """`nhj verify --quick` passes every check and writes the report, figures and table."""
+    out = tmp_dir / "verify"
+    assert main(["-q", "verify", "--quick", "--out", str(out)]) == 0
+    if comm.rank != 0:
+        return
+    report = json.loads((out / "report.json").read_text())
+    assert report["passed"] and report["mode"] == "quick" and report["ranks"] == comm.size
+    checks = {c["name"]: c for c in report["checks"]}
+    assert all(c["passed"] for c in checks.values()), [
+        n for n, c in checks.items() if not c["passed"]
+    ]
+    for c in checks.values():
+        assert set(c) == {"name", "passed", "value", "tolerance", "details"}
+        assert c["details"]["criterion"]
+    kinds = {n.split("[")[0] for n in checks}
+    assert kinds == {
+        "correspondence",
+        "refinement",
+        "hbar_fit",
+        "mass_fit",
+        "ground_state_energy",
+        "ground_state_gibbs",
+        "fokker_planck_gibbs",
+        "regimes",
+    }
+    # ≥ 4 (γ, β) pairs, two with the same γ/β and different γ, in 1D and 2D
+    corr = [c["details"] for n, c in checks.items() if n.startswith("correspondence")]
+    pairs = {(d["gamma"], d["beta"]) for d in corr}
+    assert len(pairs) >= 4
+    by_hbar: dict[float, set[float]] = {}
+    for g, b in pairs:
+        by_hbar.setdefault(g / b, set()).add(g)
+    assert any(len(gammas) >= 2 for gammas in by_hbar.values())
+    assert {d["dim"] for d in corr} == {1, 2}
+    assert all(len(d["times"]) >= 2 for d in corr)
+    # the ħ-fit recovers γ/β within 0.5 % for every pair, the mass fit 1/γ
+    fits = report["hbar_fit"]
+    assert len(fits) >= 4
+    for row in fits:
+        assert set(row) >= {"gamma", "beta", "hbar_expected", "hbar_fit", "rel_error"}
+        assert row["hbar_expected"] == pytest.approx(row["gamma"] / row["beta"])
+        assert row["rel_error"] <= 5e-3
+    for row in report["mass_fit"]:
+        assert row["m_expected"] == pytest.approx(1 / row["gamma"]) and row["rel_error"] <= 5e-3
+    # in 2D (issue 10): three pairs, two sharing ħ with different m, every fit within 0.5 %
+    fits_2d = [c["details"] for n, c in checks.items() if n.startswith("hbar_fit[squeezed")]
+    assert len(fits_2d) >= 3 and all(d["rel_error"] <= 5e-3 for d in fits_2d)
+    hbars = [d["gamma"] / d["beta"] for d in fits_2d]
+    assert len(set(hbars)) < len(hbars) and len({d["gamma"] for d in fits_2d}) >= 2
+    # ground state and Gibbs for a double well and a tilted one; flat and anisotropic regimes
+    assert sum(n.startswith("ground_state_gibbs") for n in checks) >= 2
+    flat = [c["details"]["flat"] for n, c in checks.items() if n.startswith("regimes")]
+    assert sorted(flat) == [False, True]
+    for name in (
+        "report.md",
+        "hbar_fit.png",
+        "mismatch_time.png",
+        "mismatch_h.png",
+        "fields_2d.png",
+        "gibbs.png",
+        "regimes.png",
+    ):
+        assert (out / name).is_file(), name
+    assert "PASSED" in (out / "report.md").read_text()
