@@ -17,8 +17,9 @@ it started and where it is. Compare with where and when a (√p, S) run stops.
     .venv/bin/python benchmarks/caustics.py /tmp/fisher_half.toml
     # cases/neural_hj_fisher_metric.toml with noise.alpha = 0.5
 
-Writes benchmarks/results/caustics.json. Serial, seconds. Expression initial states
-(kind = "expression") with V given or harmonic; other cases are refused.
+Writes benchmarks/results/caustics.json. Serial, seconds to a minute. Initial states of
+kind "expression" or "gaussian"; V given, harmonic, or from a loss by (3.6) on the flat
+metric; other cases are refused.
 """
 
 from __future__ import annotations
@@ -65,15 +66,34 @@ def hamiltonian_parts(case: Any) -> tuple[Any, Any]:
     if pot.omega is not None:
         a = [case.parameters.m * w * w for w in pot.omega]
         return ginv, lambda x: harmonic(a, x.T)
+    if pot.loss is not None and entries is None:
+        return ginv, lambda x: effective_potential(pot.loss, x, case.parameters)
     if pot.has_loss:
-        raise SystemExit("caustics.py takes V given or harmonic, not a loss")
+        raise SystemExit("caustics.py takes a loss expression on the flat metric only")
     return ginv, lambda x: np.zeros(x.shape[0])
+
+
+def effective_potential(loss: Any, x: np.ndarray, par: Any) -> np.ndarray:
+    """V of (3.6) on the flat metric, (γ/2)|∇L̄|² − (γ²/2β)ΔL̄, by central differences."""
+    h = 1e-4
+    params = par.values()
+    grad2 = np.zeros(x.shape[0])
+    lap = np.zeros(x.shape[0])
+    L0 = field(loss, x, params)
+    for i in range(x.shape[1]):
+        e = np.zeros(x.shape[1])
+        e[i] = h
+        Lp, Lm = field(loss, x + e, params), field(loss, x - e, params)
+        grad2 += ((Lp - Lm) / (2 * h)) ** 2
+        lap += (Lp - 2 * L0 + Lm) / h**2
+    return 0.5 * par.gamma * grad2 - par.gamma**2 / (2 * par.beta) * lap
 
 
 def characteristics(case: Any, n: int, t_end: float, dt: float) -> dict[str, Any]:
     """Earliest crossing of the pressureless characteristics, per initial density level."""
-    if case.initial.kind != "expression":
-        raise SystemExit("caustics.py takes kind = 'expression' initial states")
+    init = case.initial
+    if init.kind == "coherent":
+        raise SystemExit("caustics.py takes kind = 'expression' or 'gaussian' initial states")
     gamma = case.parameters.gamma
     params = case.parameters.values()
     lo, hi = np.array(case.mesh.lower), np.array(case.mesh.upper)
@@ -88,9 +108,15 @@ def characteristics(case: Any, n: int, t_end: float, dt: float) -> dict[str, Any
         e[i] = eps
         return (f(x + e) - f(x - e)) / (2 * eps)
 
-    S0 = lambda x: field(case.initial.S, x, params)  # noqa: E731
-    p = np.stack([partial(S0, grid, i) for i in range(dim)], axis=1)
-    p0 = field(case.initial.p, grid, params)
+    if init.kind == "expression":
+        S0 = lambda x: field(init.S, x, params)  # noqa: E731
+        p = np.stack([partial(S0, grid, i) for i in range(dim)], axis=1)
+        p0 = field(init.p, grid, params)
+    else:  # a Gaussian packet: S₀ = momentum·x, p₀ ∝ exp(−Σ (x_i − c_i)²/(2 w_i²))
+        p = np.broadcast_to(np.array(init.momentum or (0.0,) * dim, dtype=float), grid.shape)
+        p = p.copy()
+        z = (grid - np.array(init.center)) / np.array(init.width)
+        p0 = np.exp(-0.5 * np.sum(z**2, axis=1))
     p0 = p0 / p0.max()
 
     def rhs(x: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -108,9 +134,9 @@ def characteristics(case: Any, n: int, t_end: float, dt: float) -> dict[str, Any
 
     def det_jacobian(x: np.ndarray) -> np.ndarray:
         X = x.reshape(*(n,) * dim, dim)
-        J = np.stack(
-            [np.stack(np.gradient(X[..., i], *axes), axis=-1) for i in range(dim)], axis=-2
-        )
+        # np.gradient returns a bare array in 1D, a list of arrays otherwise
+        rows = [np.gradient(X[..., i], *axes) for i in range(dim)]
+        J = np.stack([np.stack(r if dim > 1 else [r], axis=-1) for r in rows], axis=-2)
         return np.linalg.det(J).reshape(-1)
 
     x = grid.copy()
