@@ -41,8 +41,11 @@ from mpi4py import MPI
 import numpy as np
 import scipy.linalg
 from dolfinx import fem
+from dolfinx.mesh import CellType
 
 from nhj.stepper import StepperState
+
+TENSOR_CELLS = (CellType.interval, CellType.quadrilateral, CellType.hexahedron)
 
 
 @dataclass(frozen=True)
@@ -106,22 +109,23 @@ class AxisPropagator:
         return np.asarray(scipy.linalg.expm(-dt * np.linalg.solve(self.M, self.A)))
 
 
-def grid_indices(coords: np.ndarray, axes: list[np.ndarray], width: float) -> np.ndarray:
+def grid_indices(
+    coords: np.ndarray, axes: list[np.ndarray], width: float
+) -> tuple[np.ndarray, bool]:
     """For each point (rows of ``coords``), its index along each axis's sorted nodes.
 
-    Raises ValueError when a point is not a product of the axes' nodes: the space is then
+    The flag is False when a point is not a product of the axes' nodes: the space is then
     not the tensor-product space the factors describe.
     """
     idx = np.empty((coords.shape[0], len(axes)), dtype=np.int64)
-    tol = 1e-8 * width
+    tol, ok = 1e-8 * width, True
     for i, x in enumerate(axes):
         c = coords[:, i]
         j = np.clip(np.searchsorted(x, c), 1, x.size - 1)
         j = np.where(np.abs(x[j - 1] - c) <= np.abs(x[j] - c), j - 1, j)
-        if c.size and np.max(np.abs(x[j] - c)) > tol:
-            raise ValueError("the space's nodes are not the products of the 1D factors' nodes")
+        ok = ok and not (c.size and np.max(np.abs(x[j] - c)) > tol)
         idx[:, i] = j
-    return idx
+    return idx, ok
 
 
 class SeparableExponential:
@@ -148,7 +152,12 @@ class SeparableExponential:
         width = max(float(a.x[-1] - a.x[0]) for a in self.axes)
         shape = tuple(a.x.size for a in self.axes)
         self.shape = shape
-        local = grid_indices(coords, [a.x for a in self.axes], width)
+        # P2 on triangles has Q2's nodes on a split rectangle, but not its space
+        if space.mesh.topology.cell_type not in TENSOR_CELLS:
+            raise ValueError("a tensor-product space needs interval, quadrilateral or hexahedron")
+        local, ok = grid_indices(coords, [a.x for a in self.axes], width)
+        if not comm.allreduce(ok, op=MPI.LAND):  # every rank raises, none waits
+            raise ValueError("the space's nodes are not the products of the 1D factors' nodes")
         self.flat_local = np.ravel_multi_index(tuple(local.T), shape)
         n_owned = space.dofmap.index_map.size_local
         self.n_owned = n_owned

@@ -29,12 +29,14 @@ from dolfinx import fem
 from schrodinger_helpers import rates
 
 import nhj  # noqa: F401
+from nhj.builders.schrodinger import axis_factors
 from nhj.case import load_case
 from nhj.diagnostics import Functionals
 from nhj.problem import Problem
 from nhj.registry import build, entry
 from nhj.schema import CaseError
 from nhj.sections import Case
+from nhj.separable import SeparableExponential
 from nhj.simulation import make_stepper, simulate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -222,6 +224,20 @@ def test_a_case_that_does_not_separate_is_refused(change: dict, field: str) -> N
     with pytest.raises(CaseError) as info:
         entry(case.equation).rules(case)
     assert info.value.field == field
+
+
+def test_factors_of_another_space_are_refused_on_every_rank() -> None:
+    """Quadrilateral factors on a triangle space: P2's nodes here are the same points, but
+    its dof count is not the product (the stepper checks both, collectively)."""
+    quad = coherent(4, 2, 0.5, 0.5)
+    tri = replace(with_scheme(quad, "gauss3", 0.5), mesh=replace(quad.mesh, cell=None))
+    p = build(tri, MPI.COMM_WORLD)
+    factors = axis_factors(quad, True)
+    with pytest.raises(ValueError):
+        SeparableExponential(p.u0, factors, 0.5)
+    moved = replace(tri, mesh=replace(tri.mesh, lower=(-6.9, -7.0)))
+    with pytest.raises(ValueError):
+        SeparableExponential(build(moved, MPI.COMM_WORLD).u0, factors, 0.5)
 
 
 def test_too_many_nodes_per_axis_is_refused() -> None:
