@@ -122,3 +122,37 @@ def test_schrodinger_form_annihilates_gibbs_root(gamma: float, beta: float) -> N
     assert abs(h) < 1e-10 * abs(K), (h, K)
     wrong, K_wrong = form(1.01 * gamma / beta)
     assert abs(wrong) > 1e-3 * abs(K_wrong), (wrong, K_wrong)
+
+
+def test_closed_form_2x2_power_inverse_and_det_match_lapack() -> None:
+    """The 2×2 closed forms of the numpy twins (particles) agree with LAPACK to round-off.
+
+    Random SPD matrices with condition numbers up to 1e8, equal eigenvalues (G = λI, where
+    the divided difference of Sylvester's formula is 0/0) and nearly equal ones (1 + 1e-12):
+    relative difference ≤ 1e4 eps scaled by the condition number for the power, whose
+    eigenvectors LAPACK computes to κ·eps.
+    """
+    from nhj.backends import NUMPY
+    from nhj.langevin import inverse_and_sqrt_det
+
+    rng = np.random.default_rng(7)
+    n = 2000
+    theta = rng.uniform(0, np.pi, n)
+    Q = np.stack([np.stack([np.cos(theta), -np.sin(theta)], -1),
+                  np.stack([np.sin(theta), np.cos(theta)], -1)], -2)  # fmt: skip
+    lam = np.exp(rng.uniform(-9, 9, (n, 2)))
+    lam[:100, 1] = lam[:100, 0]  # equal eigenvalues
+    lam[100:200, 1] = lam[100:200, 0] * (1 + 1e-12)
+    G = (Q * lam[:, None, :]) @ np.swapaxes(Q, -1, -2)
+    G = 0.5 * (G + np.swapaxes(G, -1, -2))
+    cond = lam.max(1) / lam.min(1)
+    eps = np.finfo(float).eps
+    for p in (0.5, -1.0, 2.0, 1 / 3):
+        w, V = np.linalg.eigh(G)
+        ref = (V * w[:, None, :] ** p) @ np.swapaxes(V, -1, -2)
+        err = np.linalg.norm(NUMPY.matrix_power(G, p) - ref, axis=(1, 2))
+        assert np.all(err <= 1e4 * eps * cond * np.linalg.norm(ref, axis=(1, 2))), p
+    inv, sqrt_det = inverse_and_sqrt_det(G)
+    err = np.linalg.norm(inv - np.linalg.inv(G), axis=(1, 2)) / np.linalg.norm(inv, axis=(1, 2))
+    assert np.all(err <= 1e2 * eps * cond)
+    assert np.allclose(sqrt_det, np.sqrt(np.linalg.det(G)), rtol=1e2 * eps * cond.max(), atol=0)
