@@ -51,11 +51,17 @@ def pytest_configure(config: pytest.Config) -> None:
         "extended: long end-to-end check left out of scripts/test (2-core time budget) and run "
         "by scripts/test-slow (pytest --extended); a cheaper test in the suite covers its path",
     )
+    config.addinivalue_line(
+        "markers",
+        "extended_parallel: runs serially in scripts/test, on several ranks only with "
+        "--extended (scripts/test-slow): its MPI run is the part beyond the time budget",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip serial-only tests when running on several ranks; skip `extended` tests unless
-    ``--extended`` is given (scripts/test-slow)."""
+    """Skip serial-only tests when running on several ranks; skip `extended` tests, and
+    `extended_parallel` ones on several ranks, unless ``--extended`` is given
+    (scripts/test-slow)."""
     if MPI.COMM_WORLD.size > 1:
         skip = pytest.mark.skip(reason="serial-only test (skip_in_parallel)")
         for item in items:
@@ -63,8 +69,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(skip)
     if not config.getoption("--extended"):
         skip = pytest.mark.skip(reason="extended: run by scripts/test-slow (pytest --extended)")
+        parallel = MPI.COMM_WORLD.size > 1
         for item in items:
-            if "extended" in item.keywords:
+            if "extended" in item.keywords or (parallel and "extended_parallel" in item.keywords):
                 item.add_marker(skip)
 
 

@@ -1,8 +1,9 @@
 """``nhj verify``: the quick verification passes, and every check fails when it should.
 
-The quick verification (cases/verify/, ``--quick``, 80 s serially and more on two ranks) is
-tests/test_verify_quick.py, run by scripts/test-slow; here the same command runs end to end on
-small variants of the shipped cases. The failure tests use those variants and perturb one thing
+The quick verification (cases/verify/, ``--quick``, 60–80 s serially, 100–200 s on two ranks)
+is tests/test_verify_quick.py, run serially by scripts/test and on two ranks by
+scripts/test-slow; here the same command runs end to end on small variants of the shipped
+cases, on 1 and 2 ranks. The failure tests use those variants and perturb one thing
 the check is about: a wrong mass m in Schrödinger, a wrong expected ħ, a wrong β
 in the Gibbs density, a wrong ħ in H, a Fokker–Planck run stopped too early, a
 wrong claim about which regimes coincide.
