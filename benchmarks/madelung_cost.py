@@ -38,8 +38,9 @@ its accuracy at t = 1.3). Every run's error is also measured on the region alone
 (``error_box``, ``error_p_box``), and runs are matched on that: the same error on the same
 region.
 
-Schrödinger runs on a ladder of degrees, meshes, schemes (Crank–Nicolson, Gauss–Legendre
-2) and dt on the shipped domain (Dirichlet walls on the region itself would truncate ψ at
+Schrödinger runs on a ladder of degrees, meshes, schemes (the exact propagator
+``exponential`` on quadrilaterals or the interval, one step of t_end: these flows' H
+separates; Gauss–Legendre 2; Crank–Nicolson) and dt on the shipped domain (Dirichlet walls on the region itself would truncate ψ at
 1e-3 of its peak), each branch refined until it reaches the most accurate Madelung run's
 error or costs more than a run that already did. The errors are those of
 nhj.diagnostics.ExactError (the runs' own monitors), ‖ψ_h − ψ_ex‖/‖ψ_ex‖ (√g-weighted, at
@@ -83,7 +84,9 @@ from nhj.case import load_case
 from nhj.diagnostics import ExactError
 from nhj.registry import build, entry
 from nhj.run import versions
+from nhj.schema import CaseError
 from nhj.simulation import Simulation, Stop, make_stepper
+from nhj.timeschemes import exact_in_time
 from nhj.ufl_cache import release_ufl_caches
 from nhj.verify.spec import load_verify_case
 
@@ -131,7 +134,10 @@ FLOWS = {
 Box = tuple[tuple[float, ...], tuple[float, ...]]
 #: A flow's region (and the log form's box): outside it p/max p < FIT_TAIL at every time.
 FIT_TAIL = 1e-6
-SCHEMES = ("gauss2", "crank_nicolson")  # Schrödinger; gauss2 starts at 4× the case's dt
+# Schrödinger: exponential (nhj/separable.py: exact in time on quadrilaterals or an interval
+# for these harmonic/free flows; one step of t_end, no dt to halve); gauss2 starts at 4× the
+# case's dt
+SCHEMES = ("exponential", "gauss2", "crank_nicolson")
 DEGREES = {"full": (2, 3, 4), "quick": (2, 3)}
 
 
@@ -172,6 +178,8 @@ def petsc_times() -> dict[str, float]:
 def variant(base: Any, equation: str, degree: int, cells: int, scheme: str, dt: float,
             t_end: float) -> Any:  # fmt: skip
     mesh = replace(base.mesh, cells=(cells,) * base.mesh.dim)
+    if exact_in_time(scheme) and len(mesh.cells) > 1:
+        mesh = replace(mesh, cell="quadrilateral" if len(mesh.cells) == 2 else "hexahedron")
     disc = replace(base.discretisation, degree=degree, scheme=scheme, dt=dt, t_end=t_end)
     return replace(base, equation=equation, mesh=mesh, discretisation=disc)
 
@@ -285,12 +293,18 @@ def ladder(base: Any, runner: Runner, target: float, cap: float, degrees: tuple[
     rows: list[dict[str, Any]] = []
     best = math.inf  # the cheapest wall time that reached the target
     for scheme in SCHEMES:
-        dt0 = base.discretisation.dt * (4 if scheme == "gauss2" else 1)
+        exact = exact_in_time(scheme)
+        dt0 = t_end if exact else base.discretisation.dt * (4 if scheme == "gauss2" else 1)
         for degree in degrees:
             for n in cells:
                 dt, previous, reached, first = dt0, math.inf, False, None
-                for _ in range(6):
-                    r = runner(variant(base, "schrodinger", degree, n, scheme, dt, t_end))
+                for _ in range(1 if exact else 6):
+                    case = variant(base, "schrodinger", degree, n, scheme, dt, t_end)
+                    try:  # e.g. too many nodes per axis for the dense exact propagator
+                        entry("schrodinger").rules(case)
+                    except CaseError:
+                        break
+                    r = runner(case)
                     rows.append(r)
                     first = r["wall_s"] if first is None else first
                     e = r["error_box"] if r["status"] == "completed" else math.inf
