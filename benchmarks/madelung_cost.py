@@ -40,9 +40,10 @@ region.
 
 Schrödinger runs on a ladder of degrees, meshes, schemes (the exact propagator
 ``exponential`` on quadrilaterals or the interval, one step of t_end: these flows' H
-separates; Gauss–Legendre 2; Crank–Nicolson) and dt on the shipped domain (Dirichlet walls on the region itself would truncate ψ at
-1e-3 of its peak), each branch refined until it reaches the most accurate Madelung run's
-error or costs more than a run that already did. The errors are those of
+separates; Gauss–Legendre 2; Crank–Nicolson) and dt on the shipped domain (Dirichlet
+walls on the region itself would truncate ψ at 1e-3 of its peak), each branch refined
+until it reaches the most accurate Madelung run's error or costs more than a run that
+already did. The errors are those of
 nhj.diagnostics.ExactError (the runs' own monitors), ‖ψ_h − ψ_ex‖/‖ψ_ex‖ (√g-weighted, at
 t_end, ψ_h = √p e^{iS/ħ} for Madelung) and ``error_p`` = ‖p − |ψ_ex|²‖/‖|ψ_ex|²‖, each on
 the region and on the run's domain (``error``: summary.json's error_l2). The Schrödinger
