@@ -242,6 +242,13 @@ class NewtonFailure(SolverError):
         self.where = where
 
 
+#: Growth of a Newton update over the smallest one of the same solve that is taken for
+#: divergence. Converging solves of the (√p, S) form on the double slit's far tail grow
+#: their update up to 6× transiently (the chord steps and a refreshed Jacobian disagree);
+#: diverging ones by 60× to 1e30 within a few iterations (measured 2026-12-08, issue 10).
+DIVERGENCE = 100.0
+
+
 class NewtonSolver:
     """Newton's method for F(u; v) = 0 with a lagged, reused LU factorisation.
 
@@ -251,6 +258,11 @@ class NewtonSolver:
     between, each iteration costs one residual assembly and one pair of
     triangular solves (a chord iteration), which is what keeps a Madelung step
     within a small multiple of a Schrödinger step.
+
+    Divergence ends the solve early: an update more than ``DIVERGENCE`` times the
+    smallest one of this solve means the iterate has left the basin of the root, and
+    the remaining iterations (each with a new factorisation, since it does not
+    contract) would be paid for nothing; the caller retries with a smaller step.
 
     Attributes:
         iterations: Newton iterations of the last :meth:`solve`.
@@ -367,7 +379,7 @@ class NewtonSolver:
                 non-finite update; u is then left at the last iterate.
         """
         x = self.u.x.petsc_vec
-        previous = np.inf
+        previous = smallest = np.inf
         self.iterations = 0
         for it in range(1, self.max_iterations + 1):
             self.iterations = it
@@ -399,6 +411,14 @@ class NewtonSolver:
                 raise NewtonFailure("Newton update is not finite")
             if step <= self.atol + self.rtol * scale:
                 return it
+            if step > DIVERGENCE * smallest:
+                self.stale = True
+                raise NewtonFailure(
+                    f"Newton diverged (update {step:.3g} at iteration {it}, "
+                    f"{step / smallest:.3g} times its smallest)",
+                    self._where(),
+                )
+            smallest = min(smallest, step)
             if step > self.max_rate * previous:
                 self.stale = True  # contracting too slowly: refresh the Jacobian
             previous = step
