@@ -7,6 +7,7 @@ it asks the scheme for the residual of the equation's labelled pieces.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -422,8 +423,13 @@ class AdaptiveStepper:
         self.last_iterations = 0
         while t < t_end - 1e-12 * self.dt_out:
             remaining = t_end - t
-            # within round-off of the current h: keep h exactly (a new h costs a factorisation)
-            h = self.h if remaining > self.h * (1 - 1e-9) else remaining
+            # equal sub-steps to the output time, so that they share h and with it the
+            # factorisation of J (mass/h is in it): h then 0.64 h as the remainder made
+            # two per output step. Within 1e-9 of the last h, keep it exactly.
+            n = max(1, math.ceil(remaining / self.h * (1 - 1e-9)))
+            h = remaining / n
+            if abs(h - float(self.dt.value)) <= 1e-9 * h:
+                h = float(self.dt.value)
             self.history[0].x.array[:] = self.u.x.array
             try:
                 err = self._substep(h)
@@ -456,7 +462,7 @@ class AdaptiveStepper:
             self._h_previous = h
             if self.stages is not None:
                 self._stages_previous = self.stages.stage_values()
-            t += h
+            t = t_end if n == 1 else t + h  # the last one lands on t_end, whatever round-off
             self.stats["accepted"] += 1
             self.stats["dt_min"] = min(self.stats["dt_min"] or h, h)
             self.stats["dt_max"] = max(self.stats["dt_max"] or h, h)
