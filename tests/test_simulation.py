@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import struct
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,7 +27,7 @@ from nhj.cli import main
 from nhj.problem import Problem, schemes_for
 from nhj.registry import EQUATIONS, build
 from nhj.simulation import Every, Simulation, Stop, make_stepper
-from nhj.stepper import AdaptiveStepper, StepControl, StepFailure
+from nhj.stepper import CEILING, CEILING_GROWTH, AdaptiveStepper, StepControl, StepFailure
 from nhj.timeschemes import SCHEMES, Rational
 
 COMM = MPI.COMM_WORLD
@@ -293,6 +294,46 @@ GP = {
     "coupling": {"g": 0.05},
     "initial": {"kind": "gaussian", "center": [-2.0], "width": [1.0], "momentum": [2.0]},
 }
+
+
+def test_after_a_newton_failure_h_stays_below_the_failing_h() -> None:
+    """max_iterations = 3 makes Newton fail at the case's dt = 0.1 and succeed at small h
+    (no error estimate: only Newton limits h). After a failure at h_f every sub-step stays
+    below CEILING·h_f, a ceiling that rises by CEILING_GROWTH per accepted sub-step, or at
+    the h just accepted; without the ceiling h doubles after each success (the growth
+    factor), past h_f straight away. The ceiling is part of the stepper's state.
+    """
+    p = problem(PACKET)
+    stepper = adaptive(p, StepControl(tolerance=None, max_iterations=3))
+    log: list[tuple[float, bool]] = []
+    newton, solve = stepper.newton, stepper.newton.solve
+
+    def recorded() -> int:
+        ok = False
+        try:
+            iterations, ok = solve(), True
+            return iterations
+        finally:
+            log.append((float(stepper.dt.value), ok))
+
+    newton.solve = recorded  # type: ignore[method-assign]
+    for _ in range(3):
+        stepper.advance()
+    assert sum(not ok for _, ok in log) >= 3 and sum(ok for _, ok in log) >= 10
+    ceiling, accepted = math.inf, math.inf
+    for h, ok in log:
+        assert h <= max(ceiling, accepted) * (1 + 1e-12), (h, ceiling, accepted)
+        if ok:
+            ceiling, accepted = ceiling * CEILING_GROWTH, h
+        else:
+            ceiling = min(ceiling, CEILING * h)
+    assert stepper.h_ceiling == pytest.approx(ceiling, rel=1e-12)
+    state = stepper.get_state()
+    stepper.close()
+    again = adaptive(problem(PACKET), StepControl(tolerance=None, max_iterations=3))
+    again.set_state(state)
+    assert again.h_ceiling == stepper.h_ceiling
+    again.close()
 
 
 def test_jacobian_is_reused_and_refactorised_only_when_h_changes() -> None:
