@@ -309,15 +309,26 @@ class HybridStepper:
 
     # -- the two forms ---------------------------------------------------------------
 
-    def _make_wave(self) -> None:
-        """ψ, its compiled forms and the linear stepper (once; collective)."""
-        if self._wave is not None:
+    def _make_psi(self) -> None:
+        """ψ and the expression ψ(u) (3.10) that the fluid's tests read (once; collective)."""
+        if self.psi is not None:
             return
-        f = self.form
         self.psi = fem.Function(self.space, name="psi")
         self._scratch = fem.Function(self.space)  # ψ(u) of the fluid state, for its test
         pts = self.space.element.interpolation_points
-        self._to_psi = fem.Expression(f.wavefunction(self.u), pts)
+        self._to_psi = fem.Expression(self.form.wavefunction(self.u), pts)
+
+    def _make_wave(self) -> None:
+        """The wave form's compiled functionals and linear stepper (once; collective).
+
+        Made at the first switch, not before: a run that stays fluid would pay their
+        compilation and the wave operator's factorisation for nothing.
+        """
+        self._make_psi()
+        if self._wave is not None:
+            return
+        assert self.psi is not None
+        f = self.form
         fun = f.semidiscrete.functionals
         self._wave_mass = fem.form(fun["mass"](self.psi))
         self._wave_energy = fem.form(fun["energy"](self.psi)) if "energy" in fun else None
@@ -439,7 +450,7 @@ class HybridStepper:
         self._iterations = 0
         if self.mode == FLUID:
             if self.leave is None:  # a coarse mesh: the initial state raises the bars
-                self._make_wave()
+                self._make_psi()
                 z0 = self._nodal_psi()
                 self.leave = max(CURVED, 2.0 * self.worst_curvature(z0, self.tau_fluid)[0])
                 self.jumpy = max(JUMP, 2.0 * self._jumps(z0, self.tau_fluid)[0])
@@ -457,7 +468,7 @@ class HybridStepper:
                 self.to_wave(str(e))
             else:
                 self._iterations = f.last_iterations
-                self._make_wave()
+                self._make_psi()
                 z = self._nodal_psi()
                 bend, where = self.worst_curvature(z, self.tau_fluid)
                 jump = self._jumps(z, self.tau_fluid)[0] if bend >= self.leave else 0.0
