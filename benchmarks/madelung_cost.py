@@ -67,9 +67,9 @@ mesh, scheme) first runs one output step, which compiles its forms (Madelung's
 depend on the mesh: the vacuum's ν_h is a number in them); the timed run then loads
 them from the cache and still pays the build and every factorisation. PETSc's log
 splits each run's time into LU factorisations, triangular solves and the rest. One BLAS
-thread (OPENBLAS_NUM_THREADS = OMP_NUM_THREADS = 1 unless set): a serial comparison, and
-with OpenBLAS's default thread per core the exponential propagator's runs were 7–35× slower
-while another process used one of the 2 cores.
+thread (OPENBLAS_NUM_THREADS = OMP_NUM_THREADS = 1 unless set, by ``import nhj``): a serial
+comparison, and with OpenBLAS's default thread per core the exponential propagator's runs
+were 7–35× slower while another process used one of the 2 cores.
 
 Writes benchmarks/results/madelung_cost.json (rank 0; ``--quick``: small meshes and a
 short t_end, ~1.5 min, to madelung_cost_quick.json) and prints a one-line verdict.
@@ -89,19 +89,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-# Serial timings: one BLAS thread unless the caller says otherwise. OpenBLAS starts one per
-# core; with another process on one of 2 cores (load 2-3) the exponential propagator's runs
-# were then 7-35x slower.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+# nhj first: it sets one BLAS thread per process (unless the caller set another) before
+# numpy and PETSc load OpenBLAS. With a thread per core and another process on one of the 2
+# cores, the exponential propagator's runs were 7-35x slower.
+import nhj  # noqa: F401  (and imports dolfinx_solver first)
 
+# isort: split
 from mpi4py import MPI
 from petsc4py import PETSc
 
 import numpy as np
 import ufl
 
-import nhj  # noqa: F401  (imports dolfinx_solver first)
 from nhj.builders.common import gaussian_state
 from nhj.case import load_case
 from nhj.diagnostics import ExactError
